@@ -1,0 +1,1 @@
+"""attention: implementations for the attention chapter (in progress)."""

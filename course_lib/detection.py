@@ -1,0 +1,1 @@
+"""detection: implementations for the detection chapter (in progress)."""

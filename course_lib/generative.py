@@ -1,0 +1,1 @@
+"""generative: implementations for the generative chapter (in progress)."""

@@ -1,0 +1,1 @@
+"""rnn: implementations for the rnn chapter (in progress)."""

@@ -1,0 +1,1 @@
+"""transformer: implementations for the transformer chapter (in progress)."""

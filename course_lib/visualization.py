@@ -1,0 +1,1 @@
+"""visualization: implementations for the visualization chapter (in progress)."""
