@@ -12,7 +12,7 @@ Shape letters: ``B`` batch, ``T`` time steps, ``D`` input features, ``H`` hidden
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +26,15 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "Seq2Seq",
+    "exact_match",
     "gru_step",
     "lstm_step",
     "rnn_step",
+    "translate",
 ]
+
+if TYPE_CHECKING:
+    from course_lib.data import DatePair, Vocab
 
 LSTMState = Tuple[Tensor, Tensor]
 
@@ -572,3 +577,57 @@ class Seq2Seq(nn.Module):
             generated.append(token)
             finished |= token.squeeze(1) == self.end_id
         return torch.cat(generated, dim=1) if generated else source.new_zeros(batch, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# Using any sequence-to-sequence model with ``generate(source, source_lengths, max_length)``
+# (this chapter's Seq2Seq, the attention chapter's, the Transformer) on strings
+# ----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def translate(
+    model: nn.Module,
+    sources: Sequence[str],
+    source_vocab: Vocab,
+    target_vocab: Vocab,
+    max_length: int = 12,
+    batch_size: int = 512,
+) -> List[str]:
+    """Greedy translations of ``sources`` (strings) by ``model.generate``, as strings."""
+    if isinstance(sources, str):
+        raise TypeError("sources must be a sequence of strings, not one string")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results: List[str] = []
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start : start + batch_size]
+        ids = [source_vocab.encode(text) for text in chunk]
+        lengths = torch.tensor([len(seq) for seq in ids], device=device)
+        if int(lengths.min()) < 1:
+            raise ValueError("sources must not contain empty strings")
+        source = torch.full(
+            (len(ids), int(lengths.max())), source_vocab.pad_id, dtype=torch.long, device=device
+        )
+        for row, seq in enumerate(ids):
+            source[row, : len(seq)] = torch.tensor(seq, device=device)
+        generated = model.generate(source, lengths, max_length).cpu()
+        results.extend(target_vocab.decode(row) for row in generated)
+    model.train(was_training)
+    return results
+
+
+def exact_match(
+    model: nn.Module,
+    pairs: Sequence[DatePair],
+    source_vocab: Vocab,
+    target_vocab: Vocab,
+    batch_size: int = 512,
+) -> Tensor:
+    """Bool [N]: whether the greedy translation of each pair equals its target exactly."""
+    predictions = translate(
+        model, [pair.source for pair in pairs], source_vocab, target_vocab,
+        max_length=max(len(pair.target) for pair in pairs) + 1, batch_size=batch_size,
+    )  # fmt: skip
+    return torch.tensor([p == pair.target for p, pair in zip(predictions, pairs)])
