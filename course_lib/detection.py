@@ -323,35 +323,35 @@ def _nms_sorted(boxes: Tensor, threshold: float, groups: Optional[Tensor] = None
     n = boxes.shape[0]
     t = _threshold_below(threshold, boxes.dtype)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    if groups is None:
+        groups = torch.zeros(n, dtype=torch.long, device=boxes.device)
     block = _NMS_BLOCK.get(boxes.device.type, _NMS_BLOCK_DEFAULT)
     kept_parts: List[Tensor] = []
-    kept = torch.zeros(0, dtype=torch.long, device=boxes.device)
+    kept = torch.zeros(0, dtype=torch.long, device=boxes.device)  # positions kept so far
     for start in range(0, n, block):
-        index = torch.arange(start, min(start + block, n), device=boxes.device)
-        if groups is not None and kept.numel():  # sorted by group: older groups cannot suppress
-            kept = kept[groups[kept] >= groups[start]]
+        stop = min(start + block, n)
+        index = torch.arange(start, stop, device=boxes.device)
+        kept = kept[groups[kept] >= groups[start]]  # sorted by group: older groups cannot suppress
         if kept.numel():
             # 1. Suppressed by a box kept in an earlier block?
-            hit = _overlaps(boxes[index], area[index], boxes[kept], area[kept], t)
-            if groups is not None:
-                hit &= groups[index, None] == groups[kept]
+            hit = _overlaps(boxes[start:stop], area[start:stop], boxes[kept], area[kept], t)
+            hit &= groups[start:stop, None] == groups[kept]
             index = index[~hit.any(dim=1)]
-        if index.numel() == 0:
-            continue
+            if index.numel() == 0:
+                continue
         # 2. Inside the block: S[i, j] = "i comes first and would suppress j".
-        suppress = _overlaps(boxes[index], area[index], boxes[index], area[index], t)
-        if groups is not None:
-            suppress &= groups[index, None] == groups[index]
-        suppress = suppress.triu_(diagonal=1)
-        keep = torch.ones(index.numel(), dtype=torch.bool, device=boxes.device)
-        if suppress.any():
-            while True:
-                new_keep = ~(suppress & keep[:, None]).any(dim=0)
-                if torch.equal(new_keep, keep):
-                    break
-                keep = new_keep
+        block_boxes, block_area, block_groups = boxes[index], area[index], groups[index]
+        suppress = _overlaps(block_boxes, block_area, block_boxes, block_area, t)
+        suppress &= block_groups[:, None] == block_groups
+        suppress.triu_(diagonal=1)
+        keep = ~suppress.any(dim=0)  # one step from "keep everything"
+        while True:
+            new_keep = ~(suppress & keep[:, None]).any(dim=0)
+            if torch.equal(new_keep, keep):
+                break
+            keep = new_keep
         kept_parts.append(index[keep])
-        kept = torch.cat([kept, index[keep]])
+        kept = torch.cat([kept, kept_parts[-1]])
     return torch.cat(kept_parts) if kept_parts else kept
 
 
