@@ -46,6 +46,7 @@ __all__ = [
     "match_anchors",
     "match_detections",
     "nms",
+    "postprocess_regions",
     "precision_recall_curve",
     "predict",
     "random_batches",
@@ -345,11 +346,14 @@ def _nms_sorted(boxes: Tensor, threshold: float, groups: Optional[Tensor] = None
         suppress &= block_groups[:, None] == block_groups
         suppress.triu_(diagonal=1)
         keep = ~suppress.any(dim=0)  # one step from "keep everything"
-        while True:
-            new_keep = ~(suppress & keep[:, None]).any(dim=0)
-            if torch.equal(new_keep, keep):
-                break
-            keep = new_keep
+        if not keep.all():
+            # Iterate keep[j] = no kept i suppresses j; a matrix-vector product per step.
+            weights = suppress.to(block_boxes.dtype)
+            while True:
+                new_keep = (keep.to(weights.dtype) @ weights) == 0
+                if torch.equal(new_keep, keep):
+                    break
+                keep = new_keep
         kept_parts.append(index[keep])
         kept = torch.cat([kept, kept_parts[-1]])
     return torch.cat(kept_parts) if kept_parts else kept
@@ -1405,7 +1409,7 @@ def _region_loss(
     }
 
 
-def _postprocess(
+def postprocess_regions(
     logits: Tensor,
     deltas: Tensor,
     regions: List[Tensor],
@@ -1414,8 +1418,15 @@ def _postprocess(
     nms_threshold: float = 0.5,
     max_detections: int = 100,
 ) -> List[Dict[str, Tensor]]:
-    """Turn region scores into detections: per class decode, clip, threshold and NMS, keep the
-    ``max_detections`` best per image. One ``batched_nms`` call serves the whole batch."""
+    """Turn the scores of regions into detections (the last step of R-CNN and its successors).
+
+    ``logits`` [K, L + 1] and class-specific ``deltas`` [K, L, 4] belong to the regions of
+    each image (``regions``: one tensor [n_b, 4] per image, K in total). For every class the
+    region is moved by its deltas, clipped to the image, dropped below ``score_threshold``,
+    and NMS (``nms_threshold``; pass a value above 1 to switch it off) removes duplicates;
+    the ``max_detections`` best per image remain. One ``batched_nms`` call serves the whole
+    batch. Returns one dict per image with ``boxes`` [D, 4], ``scores`` [D], ``labels`` [D].
+    """
     counts = [r.shape[0] for r in regions]
     num_classes = deltas.shape[1]
     boxes = decode_boxes(torch.cat(regions)[:, None], deltas, REGION_BOX_WEIGHTS)  # [K, L, 4]
@@ -1508,7 +1519,7 @@ class RCNN(nn.Module):
         regions = [self.proposals] * images.shape[0]
         if targets is None:
             logits, deltas = self.classify_regions(images, regions)
-            return _postprocess(logits, deltas, regions, tuple(images.shape[-2:])), None
+            return postprocess_regions(logits, deltas, regions, tuple(images.shape[-2:])), None
         targets = _check_targets(targets, images.shape[0])
         regions, labels, regression = _region_targets(
             regions, targets, self.regions_per_image, 0.25, self.generator
@@ -1571,7 +1582,7 @@ class FastRCNN(nn.Module):
         regions, losses = self.propose(images, features, targets)
         if targets is None:
             logits, deltas = self.head(self.pool_regions(features, regions))
-            return _postprocess(logits, deltas, regions, tuple(images.shape[-2:])), None
+            return postprocess_regions(logits, deltas, regions, tuple(images.shape[-2:])), None
         regions, labels, regression = _region_targets(
             regions, targets, self.regions_per_image, 0.25, self.generator
         )
