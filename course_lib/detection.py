@@ -459,7 +459,8 @@ def _check_feature_map(input: object) -> Tensor:
 
 def _round_half_away(x: Tensor) -> Tensor:
     """C's ``round``: halves go away from zero (``torch.round`` rounds them to even)."""
-    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+    half = (x - x.trunc()).abs() == 0.5  # the fractional part is exact in floating point
+    return torch.where(half, x.trunc() + x.sign(), x.round())
 
 
 def roi_pool(
@@ -481,8 +482,8 @@ def roi_pool(
     k = rois.shape[0]
     if k == 0:
         return input.new_zeros(0, channels, p, q)
-    # The kernel scales the box in double precision, then rounds to whole cells.
-    corners = _round_half_away(rois[:, 1:].double() * spatial_scale).long()
+    # Scale in the input's precision (like the kernel), then round to whole cells.
+    corners = _round_half_away(rois[:, 1:] * spatial_scale).long()
     x1, y1, x2, y2 = corners.unbind(1)
     roi_w = (x2 - x1 + 1).clamp(min=1).to(input.dtype)
     roi_h = (y2 - y1 + 1).clamp(min=1).to(input.dtype)
@@ -545,8 +546,8 @@ def _sampling_weights(start: Tensor, length: Tensor, bins: int, grid: Tensor, si
     pos = (
         start[:, None, None]
         + b[:, None] * bin_size[:, None, None]
-        + (i + 0.5) * bin_size[:, None, None] / grid[:, None, None].to(dtype)
-    )  # [K, bins, most]
+        + (i + 0.5) * bin_size[:, None, None] / grid.clamp(min=1)[:, None, None].to(dtype)
+    )  # [K, bins, most]; regions with no samples (grid <= 0) are masked out below
     used = (i < grid[:, None, None]) & (pos >= -1.0) & (pos <= size)
     pos = pos.clamp(min=0)
     low = pos.floor()
@@ -1130,7 +1131,7 @@ def _summaries(
         result[f"mar_{name}"] = _mean_defined(recall[:, :, s, top])
 
     def per_class(values: Tensor) -> Tensor:  # values [..., L] -> mean over the rest
-        flat = values.reshape(-1, values.shape[-1])
+        flat = values.reshape(math.prod(values.shape[:-1]), values.shape[-1])
         defined = (flat > -1).all(0)
         means = flat.mean(0)
         return torch.where(defined, means, torch.full_like(means, -1.0))
