@@ -324,26 +324,29 @@ def _nms_sorted(boxes: Tensor, threshold: float, groups: Optional[Tensor] = None
     n = boxes.shape[0]
     t = _threshold_below(threshold, boxes.dtype)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    if groups is None:
-        groups = torch.zeros(n, dtype=torch.long, device=boxes.device)
     block = _NMS_BLOCK.get(boxes.device.type, _NMS_BLOCK_DEFAULT)
     kept_parts: List[Tensor] = []
-    kept = torch.zeros(0, dtype=torch.long, device=boxes.device)  # positions kept so far
+    kept: Optional[Tensor] = None  # positions kept so far, ascending
     for start in range(0, n, block):
         stop = min(start + block, n)
-        index = torch.arange(start, stop, device=boxes.device)
-        kept = kept[groups[kept] >= groups[start]]  # sorted by group: older groups cannot suppress
-        if kept.numel():
-            # 1. Suppressed by a box kept in an earlier block?
-            hit = _overlaps(boxes[start:stop], area[start:stop], boxes[kept], area[kept], t)
-            hit &= groups[start:stop, None] == groups[kept]
-            index = index[~hit.any(dim=1)]
-            if index.numel() == 0:
-                continue
+        index: Optional[Tensor] = None  # None: every box of the block is still in play
+        if kept is not None:
+            if groups is not None:  # sorted by group: earlier groups cannot suppress this block
+                kept = kept[groups[kept] >= groups[start]]
+            if kept.numel():
+                # 1. Drop the boxes suppressed by a box kept in an earlier block.
+                hit = _overlaps(boxes[start:stop], area[start:stop], boxes[kept], area[kept], t)
+                if groups is not None:
+                    hit &= groups[start:stop, None] == groups[kept]
+                index = (~hit.any(dim=1)).nonzero().squeeze(1) + start
+                if index.numel() == 0:
+                    continue
+        part = slice(start, stop) if index is None else index
+        block_boxes, block_area = boxes[part], area[part]
         # 2. Inside the block: S[i, j] = "i comes first and would suppress j".
-        block_boxes, block_area, block_groups = boxes[index], area[index], groups[index]
         suppress = _overlaps(block_boxes, block_area, block_boxes, block_area, t)
-        suppress &= block_groups[:, None] == block_groups
+        if groups is not None:
+            suppress &= groups[part, None] == groups[part]
         suppress.triu_(diagonal=1)
         keep = ~suppress.any(dim=0)  # one step from "keep everything"
         if not keep.all():
@@ -354,9 +357,13 @@ def _nms_sorted(boxes: Tensor, threshold: float, groups: Optional[Tensor] = None
                 if torch.equal(new_keep, keep):
                     break
                 keep = new_keep
-        kept_parts.append(index[keep])
-        kept = torch.cat([kept, kept_parts[-1]])
-    return torch.cat(kept_parts) if kept_parts else kept
+        chosen = keep.nonzero().squeeze(1)
+        chosen = chosen + start if index is None else index[chosen]
+        kept_parts.append(chosen)
+        kept = chosen if kept is None else torch.cat([kept, chosen])
+    if not kept_parts:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    return kept_parts[0] if len(kept_parts) == 1 else torch.cat(kept_parts)
 
 
 def _check_nms_inputs(boxes: Tensor, scores: Tensor, iou_threshold: float) -> None:
