@@ -515,22 +515,24 @@ def roi_pool(
     row_ok = steps_r < rows_per_bin[..., None]
     col_ok = steps_c < cols_per_bin[..., None]
     batch = rois[:, 0].long()
-    # Channels-last rows of the feature map, so one gather fetches all C values of a cell.
+    # Channels-last rows of the feature map, so one gather fetches all C values of a cell,
+    # plus one row of -inf that the padding points to (it never wins a max).
     cells = input.permute(0, 2, 3, 1).reshape(num_images * height * width, channels)
+    cells = torch.cat([cells, cells.new_full((1, channels), -math.inf)])
+    padding = num_images * height * width
     outputs = []
-    per_roi = p * q * max_rows * max_cols * channels
-    chunk = max(1, (1 << 24) // per_roi)
+    chunk = max(1, (1 << 24) // (p * q * max_rows * max_cols * channels))
     for s in range(0, k, chunk):
-        sl = slice(s, s + chunk)
-        flat = ((batch[sl, None, None] * height + rows[sl])[:, :, :, None, None] * width) + cols[
-            sl, None, None
-        ]  # [k, P, max_rows, Q, max_cols]
-        values = cells[flat.reshape(-1)].view(*flat.shape, channels)
-        ok = row_ok[sl, :, :, None, None] & col_ok[sl, None, None]
-        values = values.masked_fill(~ok[..., None], -math.inf)
-        values = values.permute(0, 5, 1, 3, 2, 4).reshape(-1, channels, p, q, max_rows * max_cols)
-        outputs.append(values.max(dim=-1).values)
-    out = torch.cat(outputs)
+        part = slice(s, s + chunk)
+        index = (
+            batch[part, None, None, None, None] * height + rows[part, :, None, :, None]
+        ) * width
+        index = index + cols[part, None, :, None, :]  # [k, P, Q, max_rows, max_cols]
+        ok = row_ok[part, :, None, :, None] & col_ok[part, None, :, None, :]
+        index = torch.where(ok, index, torch.full_like(index, padding))
+        values = cells[index.reshape(-1)].view(*index.shape[:3], -1, channels)
+        outputs.append(values.max(dim=3).values)  # [k, P, Q, C]; the gradient goes to one cell
+    out = torch.cat(outputs).permute(0, 3, 1, 2)
     empty = (rows_per_bin <= 0)[:, :, None] | (cols_per_bin <= 0)[:, None, :]
     return out.masked_fill(empty[:, None], 0.0)
 
