@@ -25,7 +25,8 @@ def _deduplicate_scripts(
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # In place: later handlers (sphinx.ext.mathjax) append to this very list.
+    scripts[:] = unique
 
 
 def setup(app: Any) -> Dict[str, Any]:

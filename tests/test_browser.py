@@ -1,0 +1,336 @@
+"""The rendered book in headless Chromium, page by page, the way a reader meets it.
+
+Runs when Playwright's Python client and a system Chromium are installed (``.ci/run``
+installs Debian's ``chromium``; nothing is downloaded) and is skipped with the reason
+otherwise. It reuses a built book (``COURSE_BOOK_HTML`` or ``_build/html``) or builds one in
+fast mode. For every page of the table of contents it checks: no JavaScript errors and no
+failed local requests; MathJax rendered every formula (MathJax itself is served from the
+``django-static-mathjax`` package instead of its CDN, so the test is offline); executed
+figures are present; solution toggles start collapsed and open on click; the Colab link is
+exactly the notebook's GitHub path; the download link serves the notebook; every internal
+link and ``#anchor`` resolves; static sliders change their picture. The search page must
+find a Chinese term of each chapter and an English one. Screenshots go to
+``_build/screenshots/``. ``test_planted_defects_are_caught`` proves the checks can fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = (
+    os.environ.get("COURSE_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+CHAPTERS = ["rnn", "attention", "transformer", "visualization", "detection", "generative"]
+#: A Chinese term each chapter must be found by in the search page.
+SEARCH_TERMS = {
+    "rnn": "循环神经网络",
+    "attention": "注意力",
+    "transformer": "编码器",
+    "visualization": "可视化",
+    "detection": "目标检测",
+    "generative": "生成模型",
+}
+
+pytestmark = pytest.mark.browser
+
+# CI sets COURSE_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
+if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
+    import playwright.sync_api as playwright_api
+
+    assert CHROMIUM is not None, "COURSE_REQUIRE_BROWSER=1 but no Chromium was found"
+else:
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright's Python client is not installed"
+    )
+    if CHROMIUM is None:
+        pytest.skip(
+            "no Chromium found (install Debian's chromium or set COURSE_CHROMIUM)",
+            allow_module_level=True,
+        )
+
+
+def _repository() -> Dict[str, str]:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    owner_repo = config["repository"]["url"].rstrip("/").split("github.com/")[1]
+    return {"owner_repo": owner_repo, "branch": config["repository"]["branch"]}
+
+
+def toc_pages() -> List[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [chapter["file"] for chapter in part["chapters"]]
+    return pages
+
+
+def _mathjax_dir() -> Path:
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("MathJax files missing: pip install django-static-mathjax")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+
+
+@pytest.fixture(scope="session")
+def book_html() -> Path:
+    """A built book: COURSE_BOOK_HTML, else _build/html, else build one now (fast mode)."""
+    given = os.environ.get("COURSE_BOOK_HTML")
+    html = Path(given) if given else ROOT / "_build" / "html"
+    if not (html / "index.html").exists():
+        env = dict(os.environ, COURSE_FAST="1", COURSE_STATIC_WIDGETS="1", COURSE_STRICT_CHECKS="1")
+        subprocess.run(
+            [sys.executable, "-m", "jupyter_book.cli.main", "build", str(ROOT), "-W",
+             "--keep-going"], cwd=ROOT, env=env, check=True,
+        )  # fmt: skip
+        html = ROOT / "_build" / "html"
+    return html
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(directory: Path):
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="session")
+def site(book_html: Path) -> Iterator[str]:
+    server, url = _serve(book_html)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+def _route_offline(page: object, external: List[str]) -> None:
+    """Serve MathJax from the local package; block (and record) every other outside URL."""
+    mathjax = _mathjax_dir()
+
+    def handle(route):
+        url = route.request.url
+        if url.startswith("http://127.0.0.1"):
+            return route.continue_()
+        if url.startswith(MATHJAX_CDN):
+            local = mathjax / urllib.parse.urlparse(url).path.split("/mathjax@3/", 1)[1]
+            if local.is_file():
+                content_type = "text/javascript" if local.suffix == ".js" else "font/woff"
+                return route.fulfill(path=str(local), content_type=content_type)
+        external.append(url)
+        return route.abort()
+
+    page.route("**/*", handle)
+
+
+def check_page(browser: object, site: str, docname: str, screenshot: bool = True) -> List[str]:
+    """Load one page and return the problems a reader would meet (empty list: all good)."""
+    problems: List[str] = []
+    external: List[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    page.on("console", lambda m: problems.append(f"console error: {m.text}")
+            if m.type == "error" and "ERR_FAILED" not in m.text else None)  # fmt: skip
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}")
+            if r.url.startswith(site) else None)  # fmt: skip
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
+            if r.status >= 400 and r.url.startswith(site) else None)  # fmt: skip
+    _route_offline(page, external)
+    page.goto(f"{site}/{docname}.html", wait_until="load")
+    page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && "
+                           "window.MathJax.startup.promise)", timeout=20000)  # fmt: skip
+    page.evaluate("() => window.MathJax && window.MathJax.startup.promise")
+    page.wait_for_load_state("networkidle")
+
+    # Math: every math element typeset, and no raw TeX delimiters left in the prose.
+    math = page.evaluate(
+        """() => {
+        const article = document.querySelector('article') || document.body;
+        const raw = [];
+        const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+          const node = walker.currentNode;
+          const skip = 'pre, code, script, style, mjx-container, .highlight';
+          if (node.parentElement.closest(skip)) continue;
+          const tex = /\\$\\$|\\\\begin\\{|\\\\\\(|\\\\\\[/;
+          if (tex.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 60));
+        }
+        return {math: article.querySelectorAll('.math').length,
+                typeset: article.querySelectorAll('mjx-container').length, raw};
+        }"""
+    )
+    if math["raw"]:
+        problems.append(f"unrendered formula(s): {math['raw'][:3]}")
+    if math["math"] and math["typeset"] < math["math"]:
+        problems.append(f"MathJax typeset {math['typeset']} of {math['math']} formulas")
+
+    notebook = (ROOT / f"{docname}.ipynb").exists()
+    if notebook:
+        figures = page.locator(".cell_output img, .cell_output svg, .course-slider img").count()
+        name = docname.split("/")[-1]
+        if name in CHAPTERS and figures == 0:
+            problems.append("no executed figure in a chapter page")
+        expected = (f"https://colab.research.google.com/github/{_repository()['owner_repo']}/blob/"
+                    f"{_repository()['branch']}/{docname}.ipynb")  # fmt: skip
+        colab = page.eval_on_selector_all(
+            ".dropdown-launch-buttons a[href*='colab.research.google.com']",
+            "links => links.map(a => a.href)",
+        )
+        if colab != [expected]:
+            problems.append(f"Colab launch link is {colab}, expected [{expected}]")
+        downloads = page.eval_on_selector_all(
+            "a[href$='.ipynb']:not([href*='colab'])", "links => links.map(a => a.href)"
+        )
+        source = [link for link in downloads if "_sources" in link]
+        if not source:
+            problems.append("no download link for the .ipynb source")
+        else:
+            response = page.request.get(source[0])
+            if not response.ok or "cells" not in json.loads(response.text()):
+                problems.append(f"download link {source[0]} does not serve the notebook")
+
+    # Solution toggles: collapsed first, open after a click.
+    toggles = page.locator(".tag_hide-input details")
+    for index in range(toggles.count()):
+        toggle = toggles.nth(index)
+        if toggle.evaluate("d => d.open"):
+            problems.append(f"solution toggle {index} is open by default")
+        toggle.locator("summary").click()
+        if not toggle.evaluate("d => d.open"):
+            problems.append(f"solution toggle {index} did not open on click")
+
+    # Static sliders: moving the slider changes the picture.
+    sliders = page.locator(".course-slider")
+    for index in range(sliders.count()):
+        slider = sliders.nth(index)
+        before = slider.locator("img").get_attribute("src")
+        changed = slider.locator("input[type=range]").first.evaluate(
+            """input => { input.value = input.value === input.max ? input.min : input.max;
+                          input.dispatchEvent(new Event('input')); return input.value; }"""
+        )
+        if slider.locator("img").get_attribute("src") == before:
+            problems.append(f"slider {index} did not change its picture (value {changed})")
+
+    problems += [f"external request (needs the network): {url}" for url in external]
+    if screenshot:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{docname.replace('/', '_')}.png"), full_page=True)
+    page.close()
+    return problems
+
+
+def check_links(book_html: Path, docname: str) -> List[str]:
+    """Every internal link of the page exists, and so does every #anchor it points at."""
+    from bs4 import BeautifulSoup
+
+    page_path = book_html / f"{docname}.html"
+    soup = BeautifulSoup(page_path.read_text(encoding="utf-8"), "html.parser")
+    problems = []
+    for anchor in soup.select("a[href]"):
+        href = anchor["href"]
+        parsed = urllib.parse.urlparse(href)
+        if parsed.scheme or href.startswith(("mailto:", "javascript:")):
+            continue
+        target = (
+            (page_path.parent / urllib.parse.unquote(parsed.path)).resolve()
+            if parsed.path
+            else page_path
+        )
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            problems.append(f"broken link: {href}")
+            continue
+        if parsed.fragment and target.suffix == ".html":
+            other = BeautifulSoup(target.read_text(encoding="utf-8"), "html.parser")
+            if other.find(id=urllib.parse.unquote(parsed.fragment)) is None:
+                problems.append(f"missing anchor: {href}")
+    return problems
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_page_renders_for_a_reader(browser, site, book_html, docname):
+    problems = check_page(browser, site, docname) + check_links(book_html, docname)
+    assert not problems, "\n".join(problems)
+
+
+def _search(browser: object, site: str, term: str) -> List[str]:
+    page = browser.new_page()
+    _route_offline(page, [])
+    page.goto(f"{site}/search.html?q={urllib.parse.quote(term)}", wait_until="load")
+    page.wait_for_function(
+        "() => document.querySelector('#search-results') && "
+        "document.querySelector('#search-results').innerText.length > 0", timeout=30000
+    )  # fmt: skip
+    page.wait_for_timeout(500)
+    links = page.eval_on_selector_all("#search-results a", "links => links.map(a => a.href)")
+    page.close()
+    return links
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_search_finds_each_chapter_by_a_chinese_term(browser, site, chapter):
+    links = _search(browser, site, SEARCH_TERMS[chapter])
+    assert any(f"book/{chapter}.html" in link for link in links), links
+
+
+def test_search_finds_an_english_term(browser, site):
+    assert any("book/rnn.html" in link for link in _search(browser, site, "LSTM"))
+
+
+def test_planted_defects_are_caught(browser, book_html, tmp_path):
+    """A broken link, a raw formula and a wrong Colab URL planted in a copy must be reported."""
+    copy = tmp_path / "html"
+    shutil.copytree(book_html, copy)
+    page = copy / "book" / "rnn.html"
+    text = page.read_text(encoding="utf-8")
+    expected = f"blob/{_repository()['branch']}/book/rnn.ipynb"
+    assert expected in text
+    text = text.replace(expected, f"blob/{_repository()['branch']}/rnn.ipynb")
+    text = text.replace("</article>", '<p>$$x^2 + 1$$</p><a href="no-such-page.html">x</a>'
+                        '<a href="intro.html#no-such-anchor">y</a></article>', 1)  # fmt: skip
+    page.write_text(text, encoding="utf-8")
+    server, url = _serve(copy)
+    try:
+        problems = check_page(browser, url, "book/rnn", screenshot=False)
+    finally:
+        server.shutdown()
+    problems += check_links(copy, "book/rnn")
+    report = "\n".join(problems)
+    assert "unrendered formula" in report, report
+    assert "Colab link" in report, report
+    assert "broken link: no-such-page.html" in report, report
+    assert "missing anchor: intro.html#no-such-anchor" in report, report
