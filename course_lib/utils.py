@@ -134,10 +134,11 @@ def show_source(obj: Any) -> Optional[str]:
     return None
 
 
-def describe_environment() -> str:
-    """Print and return one line with the torch and course_lib versions and the device.
+def describe_environment() -> None:
+    """Print one line with the torch and course_lib versions, the device and the mode.
 
-    On a CPU-only Colab runtime it adds how to switch to a GPU.
+    On a CPU-only Colab runtime it adds how to switch to a GPU. (It returns nothing, so the
+    notebooks' setup cell shows the line once.)
     """
     from course_lib import __version__
 
@@ -150,4 +151,3 @@ def describe_environment() -> str:
             "T4 GPU」可以加快训练（Runtime → Change runtime type → GPU）。"
         )
     print(line)
-    return line

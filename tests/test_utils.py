@@ -1,6 +1,7 @@
 """course_lib.utils: device choice, seeding, fast/full sizes, showing source."""
 
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -97,11 +98,15 @@ def test_show_source_rejects_builtins():
         course_lib.show_source(len)
 
 
-def test_describe_environment_names_versions_and_device(capsys):
-    line = course_lib.describe_environment()
+def test_describe_environment_names_versions_and_device(capsys, monkeypatch):
+    assert course_lib.describe_environment() is None
+    line = capsys.readouterr().out
     assert torch.__version__ in line and course_lib.__version__ in line
-    assert "device:" in line
-    assert line in capsys.readouterr().out
+    assert "device:" in line and "Colab" not in line
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    course_lib.describe_environment()
+    assert "GPU" in capsys.readouterr().out, "on a CPU Colab runtime it says how to get a GPU"
 
 
 def test_lazy_submodules_and_unknown_attribute():
