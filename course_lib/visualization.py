@@ -55,6 +55,7 @@ __all__ = [
     "place_digits",
     "plot_embedding",
     "plot_neighbors",
+    "random_batches",
     "saliency_map",
     "tsne",
     "tsne_affinities",
@@ -310,17 +311,23 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(c3, feature_dim)
         self.head = nn.Linear(feature_dim, sum(self.num_classes))
 
-    def features(self, images: Tensor) -> Tensor:
-        """The penultimate-layer feature vectors [B, F] of images [B, C, H, W]."""
+    def feature_maps(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The three conv blocks' outputs after ReLU: [B, C1, H, W], [B, C2, H/2, W/2] and
+        [B, C3, H/4, W/4] for images [B, C, H, W]."""
         if images.dim() != 4 or images.shape[1] != self.conv1.in_channels:
             raise ValueError(
                 f"images must have shape [B, {self.conv1.in_channels}, H, W], "
                 f"got {tuple(images.shape)}"
             )
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(images))), 2)
-        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
-        x = F.relu(self.bn3(self.conv3(x)))
-        return F.relu(self.fc(x.mean(dim=(2, 3))))
+        first = F.relu(self.bn1(self.conv1(images)))
+        second = F.relu(self.bn2(self.conv2(F.max_pool2d(first, 2))))
+        third = F.relu(self.bn3(self.conv3(F.max_pool2d(second, 2))))
+        return first, second, third
+
+    def features(self, images: Tensor) -> Tensor:
+        """The penultimate-layer feature vectors [B, F] of images [B, C, H, W]."""
+        pooled = self.feature_maps(images)[-1].mean(dim=(2, 3))  # global average pooling
+        return F.relu(self.fc(pooled))
 
     def forward(
         self, images: Tensor, targets: Optional[Tensor] = None
@@ -344,6 +351,36 @@ class SmallCNN(nn.Module):
         logits = self.head(self.features(images))
         labels = torch.stack([c.argmax(1) for c in logits.split(self.num_classes, 1)], 1)
         return labels[:, 0] if len(self.num_classes) == 1 else labels
+
+
+def random_batches(
+    *tensors: Tensor, batch_size: int, seed: int = 0
+) -> Callable[[], Tuple[Tensor, ...]]:
+    """Endless shuffled minibatches of tensors that share their first dimension N.
+
+    Returns a function; each call gives the next ``(images[idx], labels[idx], ...)``
+    [batch_size, ...] from a seeded random permutation of the N items, with a new
+    permutation after each pass (an epoch): the ``data`` that ``course_lib.train.fit``
+    expects.
+    """
+    if not tensors or any(not isinstance(t, Tensor) for t in tensors):
+        raise TypeError("random_batches needs one or more tensors")
+    count = tensors[0].shape[0]
+    if count == 0 or any(t.shape[0] != count for t in tensors):
+        shapes = [tuple(t.shape) for t in tensors]
+        raise ValueError(f"tensors must share a non-zero first dimension N, got {shapes}")
+    batch_size = min(_check_int("batch_size", batch_size, 1), count)
+    generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    state = {"order": torch.randperm(count, generator=generator), "position": 0}
+
+    def next_batch() -> Tuple[Tensor, ...]:
+        if state["position"] + batch_size > count:
+            state["order"], state["position"] = torch.randperm(count, generator=generator), 0
+        index = state["order"][state["position"] : state["position"] + batch_size]
+        state["position"] += batch_size
+        return tuple(t[index] for t in tensors)
+
+    return next_batch
 
 
 @torch.no_grad()
