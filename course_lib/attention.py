@@ -65,6 +65,8 @@ __all__ = [
     "additive_attention",
     "causal_mask",
     "conv_layers_to_cover",
+    "copy_task",
+    "exact_match_ids",
     "input_influence",
     "is_permutation_equivariant",
     "length_bucketed_batches",
@@ -670,6 +672,58 @@ def accuracy_by_length(
     return labels, hits / counts, counts.long()
 
 
+def copy_task(
+    count: int, min_length: int = 1, max_length: int = 20, seed: int = 0
+) -> Tuple[EncodedDates, Vocab]:
+    """Random digit strings to copy: the information to carry grows with the length.
+
+    Returns ``(encoded, vocab)``: ``encoded.source`` [N, S] holds ``min_length`` to
+    ``max_length`` random digits (padded), ``encoded.target`` [N, max_length + 2] is
+    ``<start>``, the same digits, ``<end>``, padding; ``vocab`` is ``Vocab("0123456789")``
+    for both sides.
+    """
+    from course_lib.data import EncodedDates, Vocab
+
+    _check_positive_int("count", count, minimum=0)
+    _check_positive_int("min_length", min_length)
+    _check_positive_int("max_length", max_length)
+    if min_length > max_length:
+        raise ValueError(f"min_length ({min_length}) must not exceed max_length ({max_length})")
+    vocab = Vocab("0123456789")
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_length, max_length + 1, (count,), generator=generator)
+    digits = torch.randint(0, 10, (count, max_length), generator=generator) + vocab.stoi["0"]
+    real = torch.arange(max_length).unsqueeze(0) < lengths.unsqueeze(1)  # [N, S]
+    source = digits.masked_fill(~real, vocab.pad_id)
+    target = torch.full((count, max_length + 2), vocab.pad_id, dtype=torch.long)
+    target[:, 0] = vocab.start_id
+    target[:, 1:-1] = source
+    target[torch.arange(count), lengths + 1] = vocab.end_id
+    return EncodedDates(source, lengths, target), vocab
+
+
+@torch.no_grad()
+def exact_match_ids(model: nn.Module, encoded: EncodedDates, batch_size: int = 512) -> Tensor:
+    """Bool [N]: whether ``model.generate`` reproduces each target [N, T] exactly.
+
+    Works on id tensors (no strings), for any model with ``generate(source, source_lengths,
+    max_length)``; the comparison covers every position up to and including ``<end>``.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results = []
+    for start in range(0, len(encoded), batch_size):
+        rows = slice(start, start + batch_size)
+        lengths = encoded.source_lengths[rows]
+        source = encoded.source[rows, : int(lengths.max())].to(device)
+        target = encoded.target[rows, 1:].to(device)
+        generated = model.generate(source, lengths.to(device), target.shape[1])
+        results.append((generated == target).all(dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(results) if results else torch.zeros(0, dtype=torch.bool)
+
+
 # ----------------------------------------------------------------------------------------
 # 3. Image captioning with attention: digit strings and a CNN + attention decoder
 # ----------------------------------------------------------------------------------------
@@ -1096,19 +1150,26 @@ def sequence_task(
 
     ``"previous"``: ``y_i = x_{i-1}`` (cyclic: ``y_0 = x_{L-1}``).
     ``"neighbour_sum"``: ``y_i = (x_{i-1} + x_{i+1}) mod V`` (cyclic).
+    ``"neighbour_difference"``: ``y_i = (x_{i-1} - x_{i+1}) mod V`` (cyclic); unlike the sum
+    it is not symmetric, so one attention distribution spread over both neighbours cannot
+    solve it.
     Tokens are uniform in 0..V-1.
     """
-    if task not in ("previous", "neighbour_sum"):
-        raise ValueError(f"task must be 'previous' or 'neighbour_sum', got {task!r}")
+    tasks = ("previous", "neighbour_sum", "neighbour_difference")
+    if task not in tasks:
+        raise ValueError(f"task must be one of {tasks}, got {task!r}")
     _check_positive_int("count", count, minimum=0)
     _check_positive_int("length", length, minimum=2)
     _check_positive_int("vocab_size", vocab_size, minimum=2)
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, vocab_size, (count, length), generator=generator)
     previous = tokens.roll(1, dims=1)
+    following = tokens.roll(-1, dims=1)
     if task == "previous":
         return tokens, previous
-    return tokens, (previous + tokens.roll(-1, dims=1)) % vocab_size
+    if task == "neighbour_sum":
+        return tokens, (previous + following) % vocab_size
+    return tokens, (previous - following) % vocab_size
 
 
 class SelfAttentionTagger(nn.Module):

@@ -756,6 +756,9 @@ def test_sequence_task_and_tagger():
     assert torch.equal(targets[:, 1:], tokens[:, :-1]) and torch.equal(targets[:, 0], tokens[:, -1])
     tokens, targets = A.sequence_task("neighbour_sum", 4, 6, 7, seed=1)
     assert torch.equal(targets[:, 2], (tokens[:, 1] + tokens[:, 3]) % 7)
+    tokens, targets = A.sequence_task("neighbour_difference", 4, 6, 7, seed=1)
+    assert torch.equal(targets[:, 2], (tokens[:, 1] - tokens[:, 3]) % 7)
+    assert torch.equal(targets[:, 0], (tokens[:, 5] - tokens[:, 1]) % 7)
     with pytest.raises(ValueError, match="task"):
         A.sequence_task("sort", 1, 4)
     for positional in ("none", "sinusoidal", "learned"):
