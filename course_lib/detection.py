@@ -761,8 +761,8 @@ def precision_recall_curve(
     ``scores`` [N] and ``matched`` [N] (True = true positive, False = false positive; see
     ``match_detections``); ``num_ground_truth`` objects of the class exist. Equal scores
     keep their input order (a stable sort, as COCO). Returns ``(precision, recall)``, each
-    [N] float64: ``precision = TP / (TP + FP)`` and ``recall = TP / (TP + FN) = TP /
-    num_ground_truth`` counted over the detections so far.
+    [N] float64 on the CPU: ``precision = TP / (TP + FP)`` and ``recall = TP / (TP + FN) =
+    TP / num_ground_truth`` counted over the detections so far.
     """
     if not isinstance(scores, Tensor) or scores.dim() != 1:
         shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
@@ -770,8 +770,9 @@ def precision_recall_curve(
     _check_vector("matched", matched, scores.shape[0])
     if num_ground_truth < 0:
         raise ValueError(f"num_ground_truth must be >= 0, got {num_ground_truth}")
-    order = torch.sort(scores.detach().double(), descending=True, stable=True).indices
-    hits = matched.to(torch.float64)[order]
+    # On the CPU in float64 (MPS has no float64); the curve is small.
+    order = torch.sort(scores.detach().cpu().double(), descending=True, stable=True).indices
+    hits = matched.detach().cpu().to(torch.float64)[order]
     tp = hits.cumsum(0)
     fp = (1 - hits).cumsum(0)
     precision = tp / (tp + fp)
@@ -898,18 +899,19 @@ def match_detections(
     _check_vector("scores", scores, boxes.shape[0])
     _check_boxes("gt_boxes", gt_boxes)
     n, m = boxes.shape[0], gt_boxes.shape[0]
-    order = torch.sort(scores.detach().double(), descending=True, stable=True).indices
-    iou = _coco_iou(boxes.detach().double()[order], gt_boxes.detach().double().to(boxes.device))
+    # On the CPU in float64, as evaluate_detections (and pycocotools) do.
+    order = torch.sort(scores.detach().cpu().double(), descending=True, stable=True).indices
+    iou = _coco_iou(boxes.detach().cpu().double()[order], gt_boxes.detach().cpu().double())
     matched, _ = _greedy_match(
         iou[None],
-        torch.ones(1, n, dtype=torch.bool, device=boxes.device),
-        torch.ones(1, m, dtype=torch.bool, device=boxes.device),
-        torch.zeros(1, 1, m, dtype=torch.bool, device=boxes.device),
+        torch.ones(1, n, dtype=torch.bool),
+        torch.ones(1, m, dtype=torch.bool),
+        torch.zeros(1, 1, m, dtype=torch.bool),
         torch.tensor([float(iou_threshold)], dtype=torch.float64),
     )
-    result = torch.zeros(n, dtype=torch.bool, device=boxes.device)
+    result = torch.zeros(n, dtype=torch.bool)
     result[order] = matched[0, 0, 0]
-    return result
+    return result.to(boxes.device)
 
 
 def _coco_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -1573,6 +1575,8 @@ class FastRCNN(nn.Module):
         self, images: Tensor, features: Tensor, targets: Optional[List[Dict[str, Tensor]]]
     ) -> Tuple[List[Tensor], Dict[str, Tensor]]:
         """Regions per image and the losses of proposing them (none for fixed windows)."""
+        if not hasattr(self, "proposals"):
+            raise ValueError("FastRCNN needs proposals: pass a Tensor [N, 4] of windows")
         return [self.proposals] * images.shape[0], {}
 
     def pool_regions(self, features: Tensor, regions: List[Tensor]) -> Tensor:
