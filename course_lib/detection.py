@@ -11,7 +11,9 @@ in plain, vectorised PyTorch that runs on the CPU, CUDA and MPS. Boxes are float
 Shape letters used in this module: ``N``, ``M`` boxes; ``K`` regions of interest (RoIs);
 ``B`` images in a batch; ``C`` channels of a feature map; ``H``, ``W`` height and width;
 ``P``, ``Q`` output height and width of a RoI op; ``A`` anchors per feature-map position;
-``T`` IoU thresholds; ``R`` recall thresholds.
+``L`` object classes (region heads add a background class 0); ``T`` IoU thresholds and
+``R`` recall points of the COCO evaluation, ``S`` its object-size ranges, ``G`` its
+(image, class) groups and ``D`` detections per group.
 """
 
 from __future__ import annotations
