@@ -409,28 +409,35 @@ class AttentionDecoder(nn.Module):
         memory: Tensor,
         memory_mask: Optional[Tensor],
         steps: int,
-        next_token: Callable[[int, Tensor], Tensor],
-    ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Run ``steps`` steps; ``next_token(t, logits_t)`` is the input of step t + 1."""
+        teacher_tokens: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor]:
+        """Run ``steps`` steps from ``first_token`` [B]; return logits [B, T, V] and weights
+        [B, T, N]. The input of step t + 1 is ``teacher_tokens[:, t + 1]`` (teacher forcing)
+        or, without them, the most likely token of step t (greedy decoding)."""
         projected = self.attention.project_keys(memory)  # once, not at every step
-        token, features, weights = first_token, [], []
+        token, features, weights, step_logits = first_token, [], [], []
         for t in range(steps):
             embedded = self.embedding(token)  # [B, E]
             context, alignment = self.attention(state, memory, memory, memory_mask, projected)
             state = self.cell(torch.cat([embedded, context], dim=-1), state)  # s_t
             features.append(torch.cat([state, context, embedded], dim=-1))
             weights.append(alignment)
-            if t + 1 < steps:
-                token = next_token(t, self.output(features[-1]))
-        batch = memory.shape[0]
+            if teacher_tokens is None:
+                step_logits.append(self.output(features[-1]))
+                token = step_logits[-1].argmax(dim=-1)
+            elif t + 1 < steps:
+                token = teacher_tokens[:, t + 1]
         if not features:
+            batch = memory.shape[0]
             return (
                 memory.new_zeros(batch, 0, self.output.out_features),
                 memory.new_zeros(batch, 0, memory.shape[1]),
-                state,
             )
-        logits = self.output(torch.stack(features, dim=1))  # one matrix product for all steps
-        return logits, torch.stack(weights, dim=1), state
+        if teacher_tokens is None:
+            logits = torch.stack(step_logits, dim=1)
+        else:  # all steps' outputs in one matrix product
+            logits = self.output(torch.stack(features, dim=1))
+        return logits, torch.stack(weights, dim=1)
 
     def forward(
         self, tokens: Tensor, state: Tensor, memory: Tensor, memory_mask: Optional[Tensor] = None
@@ -440,11 +447,8 @@ class AttentionDecoder(nn.Module):
             raise ValueError(
                 f"tokens must have shape [B={memory.shape[0]}, T], got {list(tokens.shape)}"
             )
-        logits, weights, _ = self._steps(
-            tokens[:, 0] if tokens.shape[1] else tokens.new_zeros(0), state, memory,
-            memory_mask, tokens.shape[1], lambda t, _: tokens[:, t + 1],
-        )  # fmt: skip
-        return logits, weights
+        first = tokens[:, 0] if tokens.shape[1] else tokens.new_zeros(tokens.shape[0])
+        return self._steps(first, state, memory, memory_mask, tokens.shape[1], tokens)
 
     def _check(self, state: Tensor, memory: Tensor) -> None:
         _check_tensor("memory", memory, 3, "[B, N, Dm]")
@@ -471,21 +475,12 @@ class AttentionDecoder(nn.Module):
         self._check(state, memory)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0:
             raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
-        batch = memory.shape[0]
-        start = torch.full((batch,), start_id, dtype=torch.long, device=memory.device)
-        chosen: List[Tensor] = []
-
-        def pick(_: int, logits: Tensor) -> Tensor:
-            chosen.append(logits.argmax(dim=-1))
-            return chosen[-1]
-
-        logits, weights, _ = self._steps(start, state, memory, memory_mask, max_length, pick)
-        if max_length:
-            chosen.append(logits[:, -1].argmax(dim=-1))
-        tokens = torch.stack(chosen, dim=1) if chosen else start.new_zeros(batch, 0)
-        # Everything after the first <end> is padding (kept on the device: no host sync).
-        ended = (tokens == end_id).long().cumsum(dim=1)
-        after_end = (ended - (tokens == end_id).long()) > 0
+        start = torch.full((memory.shape[0],), start_id, dtype=torch.long, device=memory.device)
+        logits, weights = self._steps(start, state, memory, memory_mask, max_length)
+        tokens = logits.argmax(dim=-1)  # [B, T]: the tokens the loop fed back
+        # Everything after the first <end> is padding (computed on the device: no host sync).
+        is_end = (tokens == end_id).long()
+        after_end = (is_end.cumsum(dim=1) - is_end) > 0
         tokens = tokens.masked_fill(after_end, pad_id)
         return tokens, weights.masked_fill(after_end.unsqueeze(-1), 0.0)
 

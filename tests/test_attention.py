@@ -577,6 +577,13 @@ def test_attention_seq2seq_generate():
             assert (row[first + 1 :] == model.pad_id).all()
             assert (row_weights[first + 1 :] == 0).all()
     assert model.generate(batch.source, batch.source_lengths, 0).shape == (5, 0)
+    # Greedy decoding is consistent with teacher forcing on its own output.
+    model.eval()
+    tokens = model.generate(batch.source, batch.source_lengths, max_length=7)
+    fed = torch.cat([torch.full((5, 1), model.start_id), tokens], dim=1)
+    logits, _ = model(batch.source, batch.source_lengths, fed)
+    before_end = (tokens == model.end_id).long().cumsum(1) - (tokens == model.end_id).long() == 0
+    assert torch.equal(logits.argmax(-1)[before_end], tokens[before_end])
 
 
 def test_attention_seq2seq_learns_and_works_with_rnn_helpers():
