@@ -125,12 +125,14 @@ def _wide_dtype(device: torch.device) -> torch.dtype:
 @dataclass
 class ShapesClassification:
     """RGB images with exactly one shape each: ``images`` float32 [N, 3, H, W] in [0, 1],
-    ``shapes`` int64 [N] (index into ``course_lib.data.SHAPE_CLASSES``) and ``colors``
-    int64 [N] (index into ``course_lib.data.SHAPE_COLORS``)."""
+    ``shapes`` int64 [N] (index into ``course_lib.data.SHAPE_CLASSES``), ``colors``
+    int64 [N] (index into ``course_lib.data.SHAPE_COLORS``) and the shape's box
+    ``boxes`` float32 [N, 4] (x1, y1, x2, y2 in pixels)."""
 
     images: Tensor
     shapes: Tensor
     colors: Tensor
+    boxes: Tensor
 
     @property
     def targets(self) -> Tensor:
@@ -159,17 +161,18 @@ def load_shapes_classification(
         num_images, image_size=image_size, min_objects=1, max_objects=1,
         min_size=0.35, max_size=0.7, seed=seed,
     )  # fmt: skip
-    images = torch.zeros(num_images, 3, image_size, image_size)
-    shapes = torch.zeros(num_images, dtype=torch.int64)
-    colors = torch.zeros(num_images, dtype=torch.int64)
-    for index in range(num_images):
-        image, target = dataset[index]
-        images[index], shapes[index], colors[index] = (
-            image,
-            target["labels"][0],
-            target["colors"][0],
+    items = [dataset[index] for index in range(num_images)]
+    if not items:
+        empty = torch.zeros(0, dtype=torch.int64)
+        return ShapesClassification(
+            torch.zeros(0, 3, image_size, image_size), empty, empty.clone(), torch.zeros(0, 4)
         )
-    return ShapesClassification(images, shapes, colors)
+    return ShapesClassification(
+        images=torch.stack([image for image, _ in items]),
+        shapes=torch.cat([target["labels"] for _, target in items]),
+        colors=torch.cat([target["colors"] for _, target in items]),
+        boxes=torch.cat([target["boxes"] for _, target in items]),
+    )
 
 
 @dataclass
@@ -179,7 +182,9 @@ class HardDigits:
     Images are float32 [N, 1, S, S] in [0, 1] (S = ``canvas_size``), labels int64 [N].
     Training and test images are drawn from disjoint sets of the original 8x8 digits
     (``course_lib.data.load_digits``' split), so a test digit never appears in training.
-    ``train_source``/``test_source`` give the index of each image's original digit.
+    ``train_source``/``test_source`` give the index of each image's original digit and
+    ``train_boxes``/``test_boxes`` [N, 4] where its 8x8 square landed (x1, y1, x2, y2 in
+    pixels).
     """
 
     train_images: Tensor
@@ -188,6 +193,8 @@ class HardDigits:
     test_labels: Tensor
     train_source: Tensor
     test_source: Tensor
+    train_boxes: Tensor
+    test_boxes: Tensor
 
     def __repr__(self) -> str:
         return (
@@ -203,13 +210,14 @@ def place_digits(
     max_scale: float,
     noise: float,
     generator: torch.Generator,
-) -> Tensor:
+) -> Tuple[Tensor, Tensor]:
     """Paste images [N, 1, h, w] onto [N, 1, S, S] canvases at random scales and positions.
 
     Each digit is resized (bilinear) to a side of ``min_scale``..``max_scale`` times the
     canvas, placed uniformly at random where it fits, and Gaussian noise of standard
     deviation ``noise`` is added; values are clipped to [0, 1]. One ``grid_sample`` call
-    does the whole batch.
+    does the whole batch. Returns the canvases and the boxes [N, 4] (x1, y1, x2, y2 in
+    pixels) that the digits now fill.
     """
     count = digits.shape[0]
     side = min_scale + (max_scale - min_scale) * torch.rand(count, generator=generator)
@@ -222,7 +230,9 @@ def place_digits(
     grid = F.affine_grid(theta, [count, 1, canvas_size, canvas_size], align_corners=False)
     canvas = F.grid_sample(digits, grid, mode="bilinear", align_corners=False)
     canvas = canvas + noise * torch.randn(canvas.shape, generator=generator)
-    return canvas.clamp(0, 1)
+    centre_pixels = (centre + 1) / 2 * canvas_size  # [N, 2] as (x, y)
+    half = (side * canvas_size / 2)[:, None]
+    return canvas.clamp(0, 1), torch.cat([centre_pixels - half, centre_pixels + half], dim=1)
 
 
 def load_hard_digits(
@@ -255,14 +265,16 @@ def load_hard_digits(
     digits = load_digits()
     generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
 
-    def make(images: Tensor, labels: Tensor, copies: int) -> Tuple[Tensor, Tensor, Tensor]:
+    def make(images: Tensor, labels: Tensor, copies: int) -> Tuple[Tensor, ...]:
         source = torch.arange(len(labels)).repeat(copies)
-        placed = place_digits(images[source], canvas_size, min_scale, max_scale, noise, generator)
-        return placed, labels[source], source
+        placed, boxes = place_digits(
+            images[source], canvas_size, min_scale, max_scale, noise, generator
+        )
+        return placed, labels[source], source, boxes
 
     train = make(digits.train_images, digits.train_labels, train_copies)
     test = make(digits.test_images, digits.test_labels, test_copies)
-    return HardDigits(train[0], train[1], test[0], test[1], train[2], test[2])
+    return HardDigits(train[0], train[1], test[0], test[1], train[2], test[2], train[3], test[3])
 
 
 # --------------------------------------------------------------------------------------
@@ -953,14 +965,17 @@ def fgsm_attack(model: nn.Module, images: Tensor, labels: Tensor, epsilon: float
 
 
 def _spread_out(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """Indices of up to ``count`` points chosen greedily far from each other."""
-    rng = np.random.default_rng(seed)
-    chosen = [int(rng.integers(len(points)))]
-    nearest = np.linalg.norm(points - points[chosen[0]], axis=1)
-    for _ in range(min(count, len(points)) - 1):
-        chosen.append(int(nearest.argmax()))
-        nearest = np.minimum(nearest, np.linalg.norm(points - points[chosen[-1]], axis=1))
-    return np.array(chosen)
+    """Indices of up to ``count`` points, visited in a seeded random order and kept when
+    they are at least 1/8 of the plot's extent away from every point kept before."""
+    order = np.random.default_rng(seed).permutation(len(points))
+    radius = 0.125 * float(np.ptp(points, axis=0).max()) if len(points) else 0.0
+    chosen: list = []
+    for index in order:
+        if len(chosen) == count:
+            break
+        if not chosen or np.linalg.norm(points[chosen] - points[index], axis=1).min() >= radius:
+            chosen.append(int(index))
+    return np.array(chosen, dtype=np.int64)
 
 
 def plot_embedding(
@@ -1007,7 +1022,8 @@ def plot_embedding(
             frame = AnnotationBbox(box, points_np[index], frameon=True, pad=0.05, bboxprops=edge)
             ax.add_artist(frame)
     if legend and len(classes) <= 20:
-        ax.legend(markerscale=2.5, fontsize=7, loc="best", ncol=2, framealpha=0.7)
+        ax.legend(markerscale=2.5, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  frameon=False)  # fmt: skip
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

@@ -512,14 +512,23 @@ def test_hard_digits_are_deterministic_and_well_formed():
     assert torch.equal(torch.bincount(first.test_labels), torch.bincount(first.test_labels[:360]))
     assert set(first.train_labels.tolist()) == set(range(10))
     assert torch.equal(first.train_source[:1437], first.train_source[1437:])
+    assert first.train_boxes.shape == (2 * 1437, 4) and first.test_boxes.shape == (360, 4)
+    sides = first.test_boxes[:, 2:] - first.test_boxes[:, :2]
+    assert torch.all((sides >= 0.3 * 24 - 1e-4) & (sides <= 0.6 * 24 + 1e-4))
 
 
 def test_place_digits_puts_the_digit_inside_the_canvas_at_the_requested_scale():
     digit = torch.zeros(1, 1, 8, 8)
     digit[..., 1:7, 1:7] = 1.0
-    canvas = V.place_digits(
+    canvas, boxes = V.place_digits(
         digit.repeat(50, 1, 1, 1), 40, 0.5, 0.5, 0.0, torch.Generator().manual_seed(0)
     )
+    torch.testing.assert_close(boxes[:, 2:] - boxes[:, :2], torch.full((50, 2), 20.0))
+    assert torch.all(boxes >= 0) and torch.all(boxes <= 40)
+    # the ink (the digit's inner 6x6 square) sits inside its box
+    rows_with_ink = canvas[:, 0].amax(dim=2) > 0.5  # [50, 40]
+    first_row = rows_with_ink.float().argmax(dim=1).float()
+    assert torch.all(first_row + 0.5 >= boxes[:, 1]) and torch.all(first_row < boxes[:, 3])
     ink = canvas > 0.5
     rows = ink.any(dim=3).squeeze(1).sum(dim=1).float()
     # the 6-pixel square of an 8-pixel digit scaled to 20 pixels covers about 15 pixels
@@ -543,6 +552,8 @@ def test_shapes_classification():
     assert data.images.shape == (12, 3, 24, 24) and len(data) == 12
     assert data.targets.shape == (12, 2)
     assert int(data.shapes.max()) < 3 and int(data.colors.max()) < 6
+    assert data.boxes.shape == (12, 4) and torch.all(data.boxes[:, 2:] > data.boxes[:, :2])
+    assert len(V.load_shapes_classification(0)) == 0
 
 
 # --------------------------------------------------------------------------------------
