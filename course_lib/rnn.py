@@ -48,9 +48,11 @@ __all__ = [
     "exact_match",
     "first_symbol_task",
     "gru_step",
+    "init_forget_bias_",
     "input_gradient_norms",
     "lstm_step",
     "make_recurrent",
+    "plot_task_types",
     "rnn_step",
     "sample_next_token",
     "sampling_probs",
@@ -59,6 +61,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from course_lib.data import DatePair, Vocab
 
 LSTMState = Tuple[Tensor, Tensor]
@@ -817,6 +821,25 @@ class GRU(_RecurrentBase):
         return output, h_n
 
 
+def init_forget_bias_(lstm: Union[LSTM, nn.LSTM], value: float = 1.0) -> None:
+    """Set the forget-gate bias of every layer of ``lstm`` to ``value`` (in place).
+
+    With the default initialisation the forget gate starts near ``sigmoid(0) = 0.5``, so the
+    cell state halves at every step until training learns otherwise; a bias of 1 (Gers et
+    al. 2000; Jozefowicz et al. 2015) starts it near 0.73 and long memories train sooner.
+    The sum ``b_ih + b_hh`` is what matters: ``b_ih`` gets ``value``, ``b_hh`` zero.
+    """
+    if not isinstance(lstm, (LSTM, nn.LSTM)):
+        raise TypeError(f"lstm must be an LSTM layer, got {type(lstm).__name__}")
+    if not lstm.bias:
+        raise ValueError("lstm has no biases (bias=False)")
+    size = lstm.hidden_size
+    with torch.no_grad():
+        for layer in range(lstm.num_layers):
+            getattr(lstm, f"bias_ih_l{layer}")[size : 2 * size] = value
+            getattr(lstm, f"bias_hh_l{layer}")[size : 2 * size] = 0.0
+
+
 _LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
@@ -1495,3 +1518,61 @@ def exact_match(
         max_length=max(len(pair.target) for pair in pairs) + 1, batch_size=batch_size,
     )  # fmt: skip
     return torch.tensor([p == pair.target for p, pair in zip(predictions, pairs)])
+
+
+# ----------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------
+
+
+def plot_task_types() -> Figure:
+    """The five input/output patterns of sequence tasks, as boxes and arrows.
+
+    Red boxes are inputs, green the recurrent state, blue the outputs; time runs left to
+    right (the layout of Karpathy's "The Unreasonable Effectiveness of RNNs").
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    # (input steps, state steps, output steps) for each pattern
+    layouts = {
+        "one to one\n(image -> class)": ([0], [0], [0]),
+        "one to many\n(image -> caption)": ([0], [0, 1, 2], [0, 1, 2]),
+        "many to one\n(video/text -> class)": ([0, 1, 2], [0, 1, 2], [2]),
+        "many to many\n(translation, seq2seq)": ([0, 1, 2], [0, 1, 2, 3, 4], [3, 4]),
+        "many to many\n(a label per frame)": ([0, 1, 2], [0, 1, 2], [0, 1, 2]),
+    }
+    colors = {0: ("#f6b3b3", "#c0392b"), 1: ("#b8e0b8", "#27ae60"), 2: ("#b3cdf6", "#2a6fdb")}
+    figure, axes = plt.subplots(1, len(layouts), figsize=(15, 3.6))
+    for ax, (title, rows) in zip(axes, layouts.items()):
+        shift = (4 - max(rows[1])) / 2  # centre each diagram in its panel
+        rows = tuple([t + shift for t in steps] for steps in rows)
+        for level, steps in enumerate(rows):
+            for t in steps:
+                face, edge = colors[level]
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (t - 0.3, 1.3 * level - 0.3),
+                        0.6,
+                        0.6,
+                        boxstyle="round,pad=0.02",
+                        fc=face,
+                        ec=edge,
+                        lw=1.5,
+                    )
+                )
+        arrow = {"arrowstyle": "-|>", "mutation_scale": 10, "lw": 1.2, "color": "#444444"}
+        for t in rows[0]:  # input -> state
+            ax.add_patch(FancyArrowPatch((t, 0.32), (t, 0.98), **arrow))
+        for t in rows[2]:  # state -> output
+            ax.add_patch(FancyArrowPatch((t, 1.62), (t, 2.28), **arrow))
+        for t in rows[1][:-1]:  # state -> next state (the recurrence)
+            ax.add_patch(FancyArrowPatch((t + 0.32, 1.3), (t + 0.68, 1.3), **arrow))
+        ax.set_xlim(-0.6, 4.6)
+        ax.set_ylim(-0.5, 3.0)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+    figure.suptitle("Sequence tasks: inputs (red), recurrent state (green), outputs (blue)")
+    figure.tight_layout()
+    return figure
