@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "GAN",
+    "MODEL_COLORS",
     "VAE",
     "Autoencoder",
     "BernoulliMixture",
@@ -46,6 +47,7 @@ __all__ = [
     "bernoulli_log_likelihood",
     "binarize",
     "classifier_scores",
+    "dependency_matrix",
     "discriminator_loss",
     "elbo",
     "frechet_distance",
@@ -58,7 +60,21 @@ __all__ = [
     "reparameterize",
     "resample_by_class",
     "ring_of_gaussians",
+    "shapes_as_digits",
+    "shuffled_batches",
 ]
+
+#: One colour per model family, used by every figure of the chapter.
+MODEL_COLORS: Dict[str, str] = {
+    "real": "#2ca02c",
+    "mixture": "#7f7f7f",
+    "pixelcnn": "#d62728",
+    "autoencoder": "#8c564b",
+    "vae": "#9467bd",
+    "gan": "#1f77b4",
+    "noise": "#bcbd22",
+    "shapes": "#e377c2",
+}
 
 # --------------------------------------------------------------------------------------
 # Input checks (one message style everywhere: the argument, what was expected, what came)
@@ -171,6 +187,44 @@ def nats_to_bits_per_dim(nats: Union[float, Tensor], num_dims: int) -> Union[flo
     """
     num_dims = _check_positive_int("num_dims", num_dims)
     return nats / (num_dims * math.log(2.0))
+
+
+def shuffled_batches(data: Tensor, batch_size: int = 64, seed: int = 0) -> Iterator[Tuple[Tensor]]:
+    """Endless mini-batches ``(x,)`` of the rows of ``data`` [N, ...], for ``fit``.
+
+    Every epoch is a fresh seeded permutation; the last incomplete batch of an epoch is
+    dropped (unless N < ``batch_size``, when each batch is the whole data set).
+    """
+    _check_tensor("data", data, "[N, ...]")
+    if data.dim() == 0 or len(data) == 0:
+        raise ValueError(f"data must have shape [N, ...] with N >= 1, got {tuple(data.shape)}")
+    batch_size = _check_positive_int("batch_size", batch_size)
+    generator = _cpu_generator(seed)
+    size = min(batch_size, len(data))
+    while True:
+        order = torch.randperm(len(data), generator=generator).to(data.device)
+        for start in range(0, len(data) - size + 1, size):
+            yield (data[order[start : start + size]],)
+
+
+def shapes_as_digits(num_images: int, seed: int = 0) -> Tensor:
+    """Images that are not digits: the course's shapes data as 8x8 grey images [N, 1, 8, 8].
+
+    One or two filled circles, squares or triangles (``course_lib.data.ShapesDataset``
+    at 16x16, averaged over colour and 2x2 pooled), each image scaled to a maximum of 1:
+    the same format as the digits, for testing whether a model notices the difference.
+    """
+    from course_lib.data import ShapesDataset
+
+    num_images = _check_positive_int("num_images", num_images, minimum=0)
+    shapes = ShapesDataset(
+        max(num_images, 1), image_size=16, min_objects=1, max_objects=2,
+        min_size=0.3, max_size=0.7, seed=seed,
+    )  # fmt: skip
+    items = [shapes[index][0] for index in range(num_images)]  # generated one by one
+    images = torch.stack(items) if items else torch.zeros(0, 3, 16, 16)
+    grey = F.avg_pool2d(images.mean(1, keepdim=True), 2)
+    return grey / grey.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
 
 
 # --------------------------------------------------------------------------------------
@@ -419,6 +473,37 @@ class PixelCNN(nn.Module):
         return x
 
 
+def dependency_matrix(
+    function: Callable[[Tensor], Tensor],
+    image_size: Tuple[int, int] = (8, 8),
+    num_inputs: int = 3,
+    seed: int = 0,
+    device: Optional[Union[str, torch.device]] = None,
+) -> Tensor:
+    """Which input pixels each output pixel depends on, found with gradients: bool [P, P].
+
+    ``function`` maps images [1, 1, H, W] to [1, 1, H, W] (e.g. ``pixelcnn.logits`` in
+    eval mode); P = H * W in raster order. Entry (p, q) is True when the output at p has
+    a non-zero derivative with respect to input pixel q for at least one of
+    ``num_inputs`` random binary images. For an autoregressive model the matrix must be
+    strictly lower triangular: no pixel sees itself or anything after it.
+    """
+    height, width = (_check_positive_int("image_size", size) for size in image_size)
+    num_inputs = _check_positive_int("num_inputs", num_inputs)
+    generator = _cpu_generator(seed)
+    pixels = height * width
+    total = torch.zeros(pixels, pixels)
+    for _ in range(num_inputs):
+        x = (torch.rand(pixels, generator=generator) < 0.5).float().to(device)
+
+        def flat(inputs: Tensor) -> Tensor:
+            return function(inputs.reshape(1, 1, height, width)).reshape(-1)
+
+        jacobian = torch.autograd.functional.jacobian(flat, x, vectorize=True)
+        total += jacobian.detach().abs().cpu()
+    return total > 0
+
+
 # --------------------------------------------------------------------------------------
 # 4. Autoencoder
 # --------------------------------------------------------------------------------------
@@ -512,7 +597,8 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
             f"{tuple(logvar.shape)}"
         )
     _check_float("mu", mu)
-    return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)
+    # The same sum written as 1/2 * (mu^2 + sigma^2 - 1 - log sigma^2): exactly +0.0 at the prior.
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:

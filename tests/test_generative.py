@@ -46,6 +46,25 @@ def test_binarize_and_bits_per_dim():
     )
 
 
+def test_shuffled_batches_cover_every_item_once_per_epoch():
+    data = torch.arange(10.0)[:, None]
+    batches = G.shuffled_batches(data, batch_size=5, seed=0)
+    epoch = torch.cat([next(batches)[0] for _ in range(2)])
+    assert sorted(epoch[:, 0].tolist()) == list(range(10))
+    again = G.shuffled_batches(data, batch_size=5, seed=0)
+    assert torch.equal(next(again)[0], epoch[:5])
+    small = next(G.shuffled_batches(data[:3], batch_size=64))[0]
+    assert small.shape == (3, 1)
+
+
+def test_shapes_as_digits_format():
+    shapes = G.shapes_as_digits(6, seed=1)
+    assert shapes.shape == (6, 1, 8, 8)
+    assert shapes.min() >= 0 and torch.allclose(shapes.amax(dim=(1, 2, 3)), torch.ones(6))
+    assert torch.equal(shapes, G.shapes_as_digits(6, seed=1))
+    assert G.shapes_as_digits(0).shape == (0, 1, 8, 8)
+
+
 # ------------------------------------------------------------------------------------------
 # Bernoulli mixture (EM)
 # ------------------------------------------------------------------------------------------
@@ -163,6 +182,20 @@ def test_pixelcnn_logits_never_see_the_present_or_future():
     assert jacobian[forbidden].abs().max() == 0
     # ... and it does use the past: the last pixel depends on its left neighbour.
     assert jacobian[-1, -2].abs() > 0
+
+
+def test_dependency_matrix_matches_the_jacobian_and_shows_the_blind_spot():
+    torch.manual_seed(2)
+    model = G.PixelCNN(hidden_channels=8, num_layers=2, first_kernel_size=3).double().eval()
+    seen = G.dependency_matrix(lambda x: model.logits(x.double()), image_size=(5, 6))
+    assert seen.shape == (30, 30) and seen.dtype == torch.bool
+    assert torch.equal(seen, _raster_jacobian(model.logits) != 0)
+    assert not seen.triu().any()
+    # 3x3 stacks have a blind spot: pixel (3, 2) cannot see (2, 5), up and to the right.
+    assert not seen[3 * 6 + 2, 2 * 6 + 5] and seen[3 * 6 + 2, 2 * 6 + 1]
+    wide = G.PixelCNN(hidden_channels=8, num_layers=1, first_kernel_size=11).double().eval()
+    full = G.dependency_matrix(lambda x: wide.logits(x.double()), image_size=(5, 6))
+    assert torch.equal(full, torch.ones(30, 30).tril(-1).bool()), "a wide first kernel sees all"
 
 
 @pytest.mark.parametrize("device", DEVICES)
