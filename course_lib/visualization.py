@@ -467,6 +467,10 @@ def nearest_neighbors(
     """
     query = _check_points("query", query, "Q, D")
     bank = _check_points("bank", bank, "M, D")
+    if query.device != bank.device:
+        raise ValueError(
+            f"query and bank must be on one device, got {query.device} and {bank.device}"
+        )
     if query.shape[1] != bank.shape[1]:
         raise ValueError(
             f"query [Q, D] and bank [M, D] must have the same D, got {tuple(query.shape)} "
@@ -592,7 +596,9 @@ def pca(x: Tensor, k: int) -> PCAResult:
             f"k must be at most min(N, D) = {min(n, d)} for x of shape {tuple(x.shape)}, got {k}"
         )
     centred = x - x.mean(dim=0)
-    _, singular_values, vh = torch.linalg.svd(centred, full_matrices=False)
+    # MPS may lack an SVD kernel: decompose on the CPU there (one [N, D] matrix).
+    on_cpu = centred.cpu() if centred.device.type == "mps" else centred
+    _, singular_values, vh = (t.to(x.device) for t in torch.linalg.svd(on_cpu, full_matrices=False))
     components = vh[:k]
     largest = components.abs().argmax(dim=1, keepdim=True)
     signs = components.gather(1, largest).sign()
