@@ -265,10 +265,10 @@ def _perplexity_hint(mismatch: Mismatch, case: Case) -> str:
     entropy = -float(torch.where(actual > 0, actual * actual.clamp_min(1e-300).log(), 0).sum())
     yours = math.exp(entropy)
     if abs(yours - perplexity) > 1e-6 * perplexity:
-        bits = " 若你用 log2 计算熵，目标应是 log2(perplexity)，两者不能混用。"
+        bits = "若你用 log2 计算熵，目标应是 log2(perplexity)，两者不能混用。"
         return (
             f"你的分布的困惑度 e^H 是 {yours:.7g}，目标是 {perplexity:g}：熵太大说明高斯太宽，"
-            f"应增大 β，反之减小；一直搜索到 |H - ln(perplexity)| < 1e-8。{bits}"
+            f"应增大 β，反之减小；一直搜索到 |H - ln(perplexity)| < 1e-10。{bits}"
         )
     return (
         "困惑度对了，但分布形状不对：p_j 应当正比于 exp(-β d_j)，"
