@@ -521,8 +521,20 @@ _SUPERSAMPLE = 4
 
 
 def _shape_coverage(kind: int, box: np.ndarray, grid_x: Tensor, grid_y: Tensor) -> Tensor:
-    """Fraction of each pixel covered by a shape filling ``box`` (x1, y1, x2, y2): [H, W]."""
+    """Fraction of each pixel covered by a shape filling ``box`` (x1, y1, x2, y2): [H, W].
+
+    Only the pixels under the box are rasterised (4x4 samples each); the rest stay zero.
+    """
+    height, width = grid_x.shape[0] // _SUPERSAMPLE, grid_x.shape[1] // _SUPERSAMPLE
     x1, y1, x2, y2 = (float(v) for v in box)
+    left, top = max(int(x1), 0), max(int(y1), 0)
+    right, bottom = min(int(np.ceil(x2)), width), min(int(np.ceil(y2)), height)
+    coverage = torch.zeros(height, width)
+    if right <= left or bottom <= top:
+        return coverage
+    rows = slice(top * _SUPERSAMPLE, bottom * _SUPERSAMPLE)
+    cols = slice(left * _SUPERSAMPLE, right * _SUPERSAMPLE)
+    grid_x, grid_y = grid_x[rows, cols], grid_y[rows, cols]
     cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
     if kind == 0:  # circle
         inside = (grid_x - cx) ** 2 + (grid_y - cy) ** 2 <= half**2
@@ -531,9 +543,9 @@ def _shape_coverage(kind: int, box: np.ndarray, grid_x: Tensor, grid_y: Tensor) 
     else:  # upright triangle: apex at the top centre, base along the bottom edge
         t = (grid_y - y1) / (y2 - y1)
         inside = (t >= 0) & (t <= 1) & ((grid_x - cx).abs() <= half * t)
-    height, width = grid_x.shape[0] // _SUPERSAMPLE, grid_x.shape[1] // _SUPERSAMPLE
-    cells = inside.float().reshape(height, _SUPERSAMPLE, width, _SUPERSAMPLE)
-    return cells.mean(dim=(1, 3))
+    cells = inside.float().reshape(bottom - top, _SUPERSAMPLE, right - left, _SUPERSAMPLE)
+    coverage[top:bottom, left:right] = cells.mean(dim=(1, 3))
+    return coverage
 
 
 def _box_iou_np(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

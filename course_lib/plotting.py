@@ -339,14 +339,16 @@ def figure_slider(
     dpi: int = 80,
     max_frames: int = 64,
     **sliders: Sequence[Any],
-) -> Any:
+) -> Optional[Any]:
     """Offer a knob over a figure: ``figure_slider(draw, sigma=[0.5, 0.9, 1.1])``.
 
     ``draw(**values)`` must return a matplotlib Figure. In a live notebook this is an
     ipywidgets slider per keyword (figures are drawn on demand). In the rendered book (or
     with ``COURSE_STATIC_WIDGETS=1``) every combination is drawn once and shown as a
     self-contained HTML slider, so it works without a kernel. ``initial`` picks the
-    starting value of each slider (default: the middle one). Returns the display object.
+    starting value of each slider (default: the middle one). In a notebook the slider is
+    displayed and None is returned (so a last-line call does not show it twice); in a plain
+    script the static HTML object is returned.
     """
     if not callable(draw):
         raise TypeError(f"draw must be a function returning a Figure, got {type(draw).__name__}")
@@ -372,6 +374,7 @@ def figure_slider(
             from IPython.display import HTML, display
 
             display(HTML(widget.markup))
+            return None
         return widget
 
     import ipywidgets
@@ -389,7 +392,8 @@ def figure_slider(
         )
         for name, values in sliders.items()
     }  # fmt: skip
-    return ipywidgets.interact(show, **controls)
+    ipywidgets.interact(show, **controls)
+    return None
 
 
 def close_all() -> None:

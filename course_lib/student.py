@@ -4,6 +4,7 @@ Usage::
 
     python -m course_lib.student           # normalise book/**/*.ipynb, write book/exercises/
     python -m course_lib.student --check   # exit 1 if anything is out of date (used by tests)
+    python -m course_lib.student rnn       # only book/rnn.ipynb and its student edition
 
 A chapter notebook holds each exercise with its solution. A solution cell is a code cell
 tagged ``solution``; inside a function or class it marks the part the student writes::
@@ -192,10 +193,13 @@ def _chapter_notebooks(book: Path) -> List[Path]:
     )
 
 
-def sync(book: Path = Path("book"), check: bool = False) -> List[str]:
+def sync(
+    book: Path = Path("book"), check: bool = False, only: Optional[Sequence[str]] = None
+) -> List[str]:
     """Normalise the book's notebooks and write ``book/exercises/*.ipynb``.
 
     With ``check`` nothing is written; returns the files that are (or were) out of date.
+    ``only`` restricts the work to notebooks with these names (for example ``["rnn"]``).
     """
     import nbformat
 
@@ -204,7 +208,13 @@ def sync(book: Path = Path("book"), check: bool = False) -> List[str]:
     stale: List[str] = []
     exercises = book / "exercises"
     expected_students = set()
-    for path in _chapter_notebooks(book):
+    notebooks = _chapter_notebooks(book)
+    if only:
+        unknown = set(only) - {path.stem for path in notebooks}
+        if unknown:
+            raise ValueError(f"only names notebooks that do not exist: {sorted(unknown)}")
+        notebooks = [path for path in notebooks if path.stem in set(only)]
+    for path in notebooks:
         with open(path, encoding="utf-8") as handle:
             notebook = nbformat.read(handle, as_version=4)
         where = path.as_posix()
@@ -221,7 +231,8 @@ def sync(book: Path = Path("book"), check: bool = False) -> List[str]:
                 if not check:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(text, encoding="utf-8")
-    for orphan in sorted(exercises.glob("*.ipynb")) if exercises.is_dir() else []:
+    orphans = sorted(exercises.glob("*.ipynb")) if exercises.is_dir() and not only else []
+    for orphan in orphans:
         if orphan.name not in expected_students:
             stale.append(orphan.as_posix())
             if not check:
@@ -235,8 +246,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if anything is out of date"
     )
+    parser.add_argument(
+        "only", nargs="*", help="notebook names to process (default: all), e.g. rnn attention"
+    )
     args = parser.parse_args(argv)
-    stale = sync(args.book, check=args.check)
+    stale = sync(args.book, check=args.check, only=args.only)
     if args.check and stale:
         print("out of date (run `python -m course_lib.student`):\n  " + "\n  ".join(stale))
         return 1

@@ -174,3 +174,8 @@ def test_student_sync_writes_and_checks(tmp_path):
     )
     with pytest.raises(ValueError, match="book"):
         student.sync(tmp_path / "missing")
+    source = (book / "topic.ipynb").read_text()
+    (book / "topic.ipynb").write_text(source.replace("Doc.", "Docstring."))  # shown in the stub
+    assert student.sync(book, check=True, only=["topic"]) == [f"{book}/exercises/topic.ipynb"]
+    with pytest.raises(ValueError, match="only"):
+        student.sync(book, only=["nope"])
