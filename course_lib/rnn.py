@@ -651,7 +651,14 @@ class _RecurrentBase(nn.Module):
             raise ValueError(f"lengths must be a tensor of shape [B] = [{x.shape[1]}], got {got}")
         if lengths.is_floating_point() or lengths.dtype == torch.bool:
             raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
-        if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[0]):
+        # Range checks read values, which costs a host synchronisation on a GPU: done on the
+        # CPU only (out-of-range lengths on a GPU act as clamped to [0, T]).
+        on_cpu = lengths.device.type == "cpu"
+        if (
+            on_cpu
+            and lengths.numel()
+            and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[0])
+        ):
             raise ValueError(f"lengths must lie in [0, T={x.shape[0]}]")
         steps = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1)
         return steps < lengths.to(x.device).view(1, -1, 1)
@@ -1096,7 +1103,12 @@ def _check_ids(name: str, ids: Tensor, dims: Tuple[int, ...], shape: str, vocab_
         raise ValueError(f"{name} must have shape {shape}, got {got}")
     if ids.dtype != torch.long:
         raise TypeError(f"{name} must be int64 token ids, got {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+    # Checked on the CPU only: reading values from a GPU would synchronise at every step.
+    if (
+        ids.device.type == "cpu"
+        and ids.numel()
+        and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size)
+    ):
         raise ValueError(f"{name} must hold ids in [0, V={vocab_size}), got {int(ids.max())}")
 
 
@@ -1208,20 +1220,19 @@ def evaluate_bits_per_char(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count, state = 0.0, 0, None
+    total, count, state = torch.zeros((), dtype=torch.float64, device=device), 0, None
     stateful = hasattr(model, "logits_and_state")
     for inputs, targets in TBPTTChunks(streams.to(device), seq_len):
         if stateful:
             logits, state = model.logits_and_state(inputs, state)
         else:
             logits, _ = model(inputs)
-        nll = F.cross_entropy(
+        total += F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
-        )
-        total += float(nll)
+        ).double()  # summed on the device: no host synchronisation per chunk
         count += targets.numel()
     model.train(was_training)
-    return total / count / math.log(2)
+    return float(total) / count / math.log(2)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1418,8 +1429,11 @@ class Seq2Seq(nn.Module):
                 f"source_lengths must have shape [B] = [{source.shape[0]}], "
                 f"got {list(source_lengths.shape)}"
             )
-        if source.shape[0] and (
-            int(source_lengths.min()) < 1 or int(source_lengths.max()) > source.shape[1]
+        on_cpu = source_lengths.device.type == "cpu"  # no host synchronisation on a GPU
+        if (
+            on_cpu
+            and source.shape[0]
+            and (int(source_lengths.min()) < 1 or int(source_lengths.max()) > source.shape[1])
         ):
             raise ValueError(f"source_lengths must be in [1, S={source.shape[1]}]")
 
