@@ -132,7 +132,9 @@ def knn_quality(device: torch.device, quick: bool) -> List[Measure]:
     steps = 30 if quick else HARD_DIGITS_STEPS
     optimizer = torch.optim.AdamW(model.parameters(), lr=HARD_DIGITS_LR, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, HARD_DIGITS_LR, total_steps=steps)
-    batches = vis.random_batches(data.train_images, data.train_labels, HARD_DIGITS_BATCH, seed=0)
+    batches = vis.random_batches(
+        data.train_images, data.train_labels, batch_size=HARD_DIGITS_BATCH, seed=0
+    )
     fit(model, batches, steps=steps, optimizer=optimizer, scheduler=schedule, device=device,
         progress=False, live_plot=False)  # fmt: skip
     train_features = vis.extract_features(model, data.train_images)
