@@ -215,8 +215,12 @@ def scaled_dot_product_attention(
     weights = torch.softmax(scores, dim=-1)
     if mask is not None:
         # softmax of a row that is all -inf is 0/0 = NaN: define it as "attends to nothing".
-        # Only such rows are touched, so a NaN that comes in with q, k or v still shows.
-        blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        # The rows are found from the (small, broadcast) mask, and only they are touched, so
+        # a NaN that comes in with q, k or v still shows.
+        if mask.dtype == torch.bool:
+            blocked = ~mask.any(dim=-1, keepdim=True)
+        else:
+            blocked = torch.isneginf(mask).all(dim=-1, keepdim=True)
         weights = weights.masked_fill(blocked, 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, training=True)
