@@ -35,6 +35,7 @@ from course_lib.attention import (
     sinusoidal_positional_encoding,
     split_heads,
 )
+from course_lib.rnn import sample_next_token
 
 __all__ = [
     "GPT",
@@ -52,7 +53,6 @@ __all__ = [
     "parameter_table",
     "patchify",
     "random_windows",
-    "sample_next_token",
 ]
 
 
@@ -656,43 +656,13 @@ def random_windows(
     return windows[:, :-1], windows[:, 1:]
 
 
-def sample_next_token(
-    logits: Tensor,
-    temperature: float = 1.0,
-    top_k: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
-) -> Tensor:
-    """Draw one token per row from logits [B, V]: [B] int64.
-
-    ``temperature`` divides the logits (0 means greedy: argmax); ``top_k`` keeps only the k
-    most likely tokens. ``generator`` makes sampling reproducible; if it lives on another
-    device than the logits, the draw happens on the generator's device.
-    """
-    if not isinstance(logits, Tensor) or logits.dim() != 2:
-        raise ValueError(f"logits must have shape [B, V], got {getattr(logits, 'shape', logits)}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None:
-        _check_positive_int("top_k", top_k)
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probabilities = torch.softmax(logits, dim=-1)
-    if generator is not None and generator.device.type != probabilities.device.type:
-        drawn = torch.multinomial(probabilities.to(generator.device), 1, generator=generator)
-        return drawn.squeeze(1).to(logits.device)
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
-
-
 class GPT(nn.Module):
     """A decoder-only Transformer language model (GPT-2 style).
 
     Token embeddings plus learned position embeddings, ``num_layers`` pre-LN blocks with
     GELU and a causal mask (position t sees positions 0..t only), a final LayerNorm and
-    an output layer tied to the token embedding.
+    an output layer tied to the token embedding. ``norm_first=False`` builds the same
+    model with post-LN blocks (and no final LayerNorm), to compare the two.
 
     ``forward(x [B, T], targets=None, cache=None)`` returns ``(logits [B, T, V], loss)``
     with ``targets`` the next tokens [B, T] (``x`` shifted by one, as ``random_windows``
@@ -710,6 +680,7 @@ class GPT(nn.Module):
         dim_feedforward: Optional[int] = None,
         dropout: float = 0.0,
         tie_weights: bool = True,
+        norm_first: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -725,11 +696,12 @@ class GPT(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(
-                d_model, nhead, dim_feedforward, dropout, activation="gelu", norm_first=True
+                d_model, nhead, dim_feedforward, dropout, activation="gelu", norm_first=norm_first
             )
             for _ in range(num_layers)
         )
-        self.norm = nn.LayerNorm(d_model)
+        # A post-LN stack already ends in a LayerNorm; a pre-LN stack needs a final one.
+        self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
         self.apply(self._init_weights)
         # GPT-2: scale the residual branches' output layers by 1/sqrt(2 * layers), so the
@@ -818,7 +790,9 @@ class GPT(nn.Module):
     ) -> Tensor:
         """Continue ``prompt_ids`` ([T0] or [B, T0], T0 >= 1) by ``length`` sampled tokens.
 
-        Returns the ``length`` new tokens, [length] or [B, length]. With ``use_cache``
+        Returns the prompt followed by the new tokens, [T0 + length] or [B, T0 + length]
+        (as ``course_lib.rnn.CharLanguageModel.generate``); sampling is
+        ``course_lib.rnn.sample_next_token`` (temperature 0 is greedy). With ``use_cache``
         each step feeds only the newest token and reuses the cached keys and values of
         the earlier ones; the result is the same as recomputing everything
         (``use_cache=False``). Once the text is longer than ``block_size`` the window
@@ -840,10 +814,8 @@ class GPT(nn.Module):
         tokens = tokens.to(self.token_embedding.weight.device)
         cache = self.new_cache(tokens.shape[0]) if use_cache else None
         logits, _ = self(tokens[:, -self.block_size :], cache=cache)
-        new_tokens = []
         for step in range(length):
             token = sample_next_token(logits[:, -1], temperature, top_k, generator)
-            new_tokens.append(token)
             tokens = torch.cat([tokens, token.unsqueeze(1)], dim=1)
             if step == length - 1:
                 break
@@ -853,8 +825,7 @@ class GPT(nn.Module):
                 cache = None
                 logits, _ = self(tokens[:, -self.block_size :])
         self.train(was_training)
-        result = torch.stack(new_tokens, dim=1) if new_tokens else tokens[:, :0]
-        return result[0] if single else result
+        return tokens[0] if single else tokens
 
 
 # ----------------------------------------------------------------------------------------
@@ -965,6 +936,11 @@ class TransformerClassifier(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         self.position_embedding = nn.Parameter(torch.randn(1, max_length + 1, d_model) * 0.02)
+        # As in BERT: tokens and positions start at the same small scale, so that neither
+        # drowns the other (the default N(0, 1) embedding would hide the positions).
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.token_embedding.weight[pad_id].zero_()
         self.blocks = nn.ModuleList(
             TransformerBlock(d_model, nhead, dim_feedforward, dropout, "gelu", norm_first=True)
             for _ in range(num_layers)

@@ -27,7 +27,6 @@ from course_lib.transformer import (
     parameter_table,
     patchify,
     random_windows,
-    sample_next_token,
 )
 
 DEVICES = [
@@ -441,6 +440,9 @@ def test_gpt_ties_embedding_and_output() -> None:
     assert model.lm_head.weight is model.token_embedding.weight
     untied = GPT(30, 16, 32, 4, 2, tie_weights=False)
     assert count_parameters(untied) == count_parameters(model) + 30 * 32
+    post_ln = GPT(30, 16, 32, 4, 2, norm_first=False)  # no final LayerNorm: 2D fewer
+    assert count_parameters(post_ln) == count_parameters(model) - 2 * 32
+    assert all(not block.norm_first for block in post_ln.blocks)
 
 
 def test_cached_forward_equals_full_forward() -> None:
@@ -467,15 +469,17 @@ def test_kv_cache_generation_gives_the_same_tokens(device, length, sampling) -> 
     }[sampling]
     cached = model.generate(prompt, length, generator=_seeded(11), use_cache=True, **options)
     uncached = model.generate(prompt, length, generator=_seeded(11), use_cache=False, **options)
-    assert cached.shape == (3, length)
+    assert cached.shape == (3, 5 + length)
+    assert torch.equal(cached[:, :5], prompt)
     assert torch.equal(cached, uncached)
 
 
 def test_generate_accepts_one_prompt_and_restores_training_mode() -> None:
     model = _tiny_gpt().train()
     out = model.generate(torch.tensor([1, 2, 3]), 6, generator=_seeded(0))
-    assert out.shape == (6,) and model.training
-    assert model.generate(torch.tensor([[1, 2]]), 0).shape == (1, 0)
+    assert out.shape == (9,) and model.training
+    assert torch.equal(out[:3], torch.tensor([1, 2, 3]))
+    assert torch.equal(model.generate(torch.tensor([[1, 2]]), 0), torch.tensor([[1, 2]]))
 
 
 def test_kv_cache_rejects_overflow_and_bad_shapes() -> None:
@@ -512,23 +516,6 @@ def test_random_windows_are_shifted_by_one() -> None:
     assert torch.equal(x[:, 1:], x[:, :-1] + 1)
     with pytest.raises(ValueError, match="longer than block_size"):
         random_windows(torch.arange(5), 5, 2)
-
-
-def test_sample_next_token() -> None:
-    logits = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, -1.0]])
-    assert torch.equal(sample_next_token(logits, temperature=0.0), torch.tensor([1, 0]))
-    assert torch.equal(
-        sample_next_token(logits, top_k=1, generator=_seeded(0)), torch.tensor([1, 0])
-    )
-    draws = torch.stack(
-        [sample_next_token(logits, top_k=2, generator=_seeded(s)) for s in range(300)]
-    )
-    assert set(draws[:, 0].tolist()) == {1, 2}  # the least likely token is never drawn
-    frequencies = torch.bincount(draws[:, 1], minlength=3).float() / 300
-    expected = torch.softmax(torch.tensor([2.0, 0.0]), 0)
-    assert abs(frequencies[0] - expected[0]) < 0.08
-    with pytest.raises(ValueError, match="temperature"):
-        sample_next_token(logits, temperature=-1.0)
 
 
 # ----------------------------------------------------------------------------------------
