@@ -148,6 +148,10 @@ def _device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
+def _dtype_of(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
 def _precise_dtype(device: torch.device) -> torch.dtype:
     """float64 where the device has it (MPS does not)."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -460,16 +464,16 @@ class PixelCNN(nn.Module):
         """
         num_samples = _check_positive_int("num_samples", num_samples, minimum=0)
         height, width = (_check_positive_int("image_size", size) for size in image_size)
-        device = _device_of(self)
+        device, dtype = _device_of(self), _dtype_of(self)
         # All the randomness up front: pixel (i, j) is 1 when uniform[i, j] < p(x_ij = 1 | past).
         uniform = torch.rand(num_samples, 1, height, width, generator=_cpu_generator(seed))
-        uniform = uniform.to(device)
-        x = torch.zeros(num_samples, 1, height, width, device=device)
+        uniform = uniform.to(device, dtype)
+        x = torch.zeros(num_samples, 1, height, width, device=device, dtype=dtype)
         with _eval_mode(self):
             for row in range(height):
                 for col in range(width):
                     logits = self.logits(x[:, :, : row + 1])[:, 0, row, col]
-                    x[:, 0, row, col] = (uniform[:, 0, row, col] < torch.sigmoid(logits)).float()
+                    x[:, 0, row, col] = (uniform[:, 0, row, col] < torch.sigmoid(logits)).to(dtype)
         return x
 
 
@@ -724,12 +728,12 @@ class VAE(nn.Module):
         """
         num_samples = _check_positive_int("num_samples", num_samples, minimum=0)
         generator = _cpu_generator(seed)
-        device = _device_of(self)
-        z = torch.randn(num_samples, self.latent_dim, generator=generator).to(device)
-        uniform = torch.rand(num_samples, *self.data_shape, generator=generator).to(device)
+        device, dtype = _device_of(self), _dtype_of(self)
+        z = torch.randn(num_samples, self.latent_dim, generator=generator).to(device, dtype)
+        uniform = torch.rand(num_samples, *self.data_shape, generator=generator).to(device, dtype)
         with _eval_mode(self):
             probs = torch.sigmoid(self.decode(z))
-        return probs if mean else (uniform < probs).float()
+        return probs if mean else (uniform < probs).to(dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -780,7 +784,7 @@ class Generator(nn.Module):
         """Noise z ~ N(0, I) [N, Z] on the generator's device."""
         num_samples = _check_positive_int("num_samples", num_samples, minimum=0)
         z = torch.randn(num_samples, self.latent_dim, generator=_cpu_generator(seed))
-        return z.to(_device_of(self))
+        return z.to(_device_of(self), _dtype_of(self))
 
     @torch.no_grad()
     def sample(self, num_samples: int, seed: Optional[int] = None) -> Tensor:
@@ -907,7 +911,7 @@ class GAN(nn.Module):
     def forward(self, real: Tensor, targets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """``(fakes ``[B, *data_shape]``, loss)`` for this update; ``targets`` is ignored."""
         real = _check_data("real", real, self.generator.data_shape)
-        z = torch.randn(len(real), self.generator.latent_dim, device=real.device)
+        z = torch.randn(len(real), self.generator.latent_dim, device=real.device, dtype=real.dtype)
         discriminator_turn = (
             self.updates % (self.discriminator_steps + 1) < self.discriminator_steps
         )

@@ -592,3 +592,14 @@ def test_mixture_rejects_a_different_image_shape():
     mixture.fit(binary_images(10), iterations=2)
     with pytest.raises(ValueError, match="fitted on"):
         mixture.log_prob(torch.zeros(3, 1, 4, 4))
+
+
+def test_sampling_uses_the_model_dtype():
+    torch.manual_seed(18)
+    pixelcnn = G.PixelCNN(hidden_channels=4, num_layers=1).double()
+    assert pixelcnn.sample(2, image_size=(3, 3), seed=0).dtype == torch.float64
+    assert G.VAE(latent_dim=2, hidden_dim=8).double().sample(3, seed=0).dtype == torch.float64
+    generator = G.Generator(latent_dim=2, hidden_dim=8).double()
+    assert generator.sample(3, seed=0).dtype == torch.float64
+    gan = G.GAN(generator, G.Discriminator(hidden_dim=8).double())
+    assert gan(torch.rand(4, 1, 8, 8, dtype=torch.float64))[1].dtype == torch.float64
