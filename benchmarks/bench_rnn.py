@@ -67,8 +67,8 @@ LM_RECIPE = {
     "hidden_size": 256,
     "batch_size": 32,
     "seq_len": 64,
-    "lr": 3e-3,
-    "steps": 2500,
+    "lr": 5e-3,
+    "steps": 3000,
 }
 
 
