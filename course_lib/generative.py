@@ -1030,7 +1030,7 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
     the FID of Heusel et al. when the features come from an Inception network; here they
     come from the digit classifier. ``tr (S_a S_b)^(1/2)`` is computed as the sum of the
     square roots of the eigenvalues of the symmetric matrix ``S_a^(1/2) S_b S_a^(1/2)``
-    (same eigenvalues, and no complex numbers). Returns a 0-dim tensor (float64 except on MPS).
+    (same eigenvalues, and no complex numbers). Returns a 0-dim float64 tensor.
     """
     features_a = _check_tensor("features_a", features_a, "[N, F]", dims=2)
     features_b = _check_tensor("features_b", features_b, "[M, F]", dims=2)
@@ -1042,8 +1042,10 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
     for name, features in (("features_a", features_a), ("features_b", features_b)):
         if len(features) < 2:
             raise ValueError(f"{name} needs at least 2 rows for a covariance, got {len(features)}")
-    dtype = _precise_dtype(features_a.device)
-    a, b = features_a.to(dtype), features_b.to(device=features_a.device, dtype=dtype)
+    # float64 for the eigen-decompositions; MPS has neither float64 nor eigh, so use the CPU there.
+    device = torch.device("cpu") if features_a.device.type == "mps" else features_a.device
+    a = features_a.to(device=device, dtype=torch.float64)
+    b = features_b.to(device=device, dtype=torch.float64)
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
     values, vectors = torch.linalg.eigh(cov_a)
