@@ -4,7 +4,8 @@
    scores are scaled (``softmax_saturation``);
 2. additive (Bahdanau) attention and the sequence-to-sequence model with attention
    (``additive_attention``, ``AdditiveAttention``, ``AttentionDecoder``,
-   ``AttentionSeq2Seq``);
+   ``AttentionSeq2Seq``), with the batching and evaluation helpers of the chapter and the
+   copying task that exposes the bottleneck of seq2seq without attention (``copy_task``);
 3. image captioning with attention over a CNN feature grid (``make_digit_sequences``,
    ``AttentionCaptioner``);
 4. the general attention layer with key and value projections (``AttentionLayer``) and
