@@ -122,6 +122,8 @@ class _Progress:
     def __init__(self, total: int, enabled: bool, live_plot: bool, interval: float = 0.5):
         self.total, self.enabled, self.interval = total, enabled, interval
         self.notebook = _in_notebook()
+        if not self.notebook and not sys.stdout.isatty():
+            self.interval = max(interval, 15.0)  # logs (CI, pipes): a line every 15 s at most
         self.live_plot = live_plot and self.notebook
         self.last_text = self.last_plot = 0.0
         self.text_handle = self.plot_handle = None
