@@ -158,13 +158,13 @@ def vit_quality(device: torch.device, quick: bool) -> List[Measure]:
 
 @quality_row("transformer", "GPT vs LSTM (Python corpus, same time budget)")
 def language_model_quality(device: torch.device, quick: bool) -> List[Measure]:
-    seconds = 3 if quick else 60
+    seconds = 3 if quick else 40
     corpus = data.load_python_corpus(max_chars=200_000 if quick else None)
     set_seed(0)
-    gpt = GPT(len(corpus.vocab), block_size=64, d_model=64, nhead=4, num_layers=4)
+    gpt = GPT(len(corpus.vocab), block_size=64, d_model=64, nhead=4, num_layers=2)
     windows = torch.Generator().manual_seed(0)
     gpt_history = fit(
-        gpt, lambda: random_windows(corpus.train_ids, 64, 64, windows), steps=100_000, lr=3e-3,
+        gpt, lambda: random_windows(corpus.train_ids, 64, 32, windows), steps=100_000, lr=5e-3,
         clip_grad_norm=1.0, max_seconds=seconds, device=device, progress=False, live_plot=False,
     )  # fmt: skip
     set_seed(0)

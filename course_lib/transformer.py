@@ -278,6 +278,7 @@ class TransformerBlock(nn.Module):
     def forward(
         self, x: Tensor, mask: Optional[Tensor] = None, cache: Optional[KeyValueCache] = None
     ) -> Tensor:
+        """x [B, L, D] -> [B, L, D]; ``mask`` (True = may attend) broadcasts to [B, H, L, L]."""
         return self.forward_with_attention(x, mask, cache, need_weights=False)[0]
 
 
@@ -384,6 +385,7 @@ class TransformerDecoderBlock(nn.Module):
         self_mask: Optional[Tensor] = None,
         memory_mask: Optional[Tensor] = None,
     ) -> Tensor:
+        """Decode x [B, T, D] attending to ``memory`` [B, S, D] -> [B, T, D]."""
         return self.forward_with_attention(x, memory, self_mask, memory_mask, need_weights=False)[0]
 
 
@@ -530,6 +532,10 @@ class Transformer(nn.Module):
             raise ValueError(
                 f"source_lengths must be a Tensor of shape [B] = [{source.shape[0]}], got {shape}"
             )
+        if source.shape[0] and (
+            int(source_lengths.min()) < 1 or int(source_lengths.max()) > source.shape[1]
+        ):
+            raise ValueError(f"source_lengths must be in [1, S={source.shape[1]}]")
 
     def encode(self, source: Tensor, source_lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """Encoder output (the "memory") [B, S, D] and the source key mask [B, 1, 1, S]."""
@@ -552,6 +558,7 @@ class Transformer(nn.Module):
     def forward(
         self, source: Tensor, source_lengths: Tensor, target: Tensor
     ) -> Tuple[Tensor, Tensor]:
+        """Teacher-forced logits [B, T-1, V] for ``target[:, 1:]`` and their mean cross-entropy."""
         _check_tokens("target", target)
         if target.shape[0] != source.shape[0] or target.shape[1] < 2:
             raise ValueError(
@@ -738,6 +745,7 @@ class GPT(nn.Module):
         targets: Optional[Tensor] = None,
         cache: Optional[Sequence[KeyValueCache]] = None,
     ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Logits [B, T, V] for tokens x [B, T] and, given ``targets`` [B, T], their loss."""
         _check_tokens("x", x)
         start = 0 if cache is None else cache[0].length
         length = x.shape[1]
@@ -966,6 +974,7 @@ class TransformerClassifier(nn.Module):
     def forward(
         self, tokens: Tensor, targets: Optional[Tensor] = None
     ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Class logits [B, K] for tokens [B, L] and, given ``targets`` [B], the loss."""
         x, mask = self._embed(tokens)
         for block in self.blocks:
             x = block(x, mask)
@@ -1135,6 +1144,7 @@ class ViT(nn.Module):
     def forward(
         self, images: Tensor, targets: Optional[Tensor] = None
     ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Class logits [B, K] for images [B, C, H, W] and, given ``targets`` [B], the loss."""
         x = self.dropout(self.embed(images))
         for block in self.blocks:
             x = block(x)

@@ -368,6 +368,12 @@ def test_transformer_learns_to_copy() -> None:
         ),
         (
             lambda: Transformer(10, 10, 8, 2, 1, 1, 16)(
+                torch.zeros(2, 3).long(), torch.tensor([3, 0]), torch.zeros(2, 4).long()
+            ),
+            "in [1, S=3]",
+        ),
+        (
+            lambda: Transformer(10, 10, 8, 2, 1, 1, 16)(
                 torch.zeros(2, 3), torch.tensor([3, 3]), torch.zeros(2, 4).long()
             ),
             "int64",
