@@ -129,7 +129,7 @@ def dates_quality(device: torch.device, quick: bool) -> List[Measure]:
 
 @quality_row("transformer", "ViT (digits)")
 def vit_quality(device: torch.device, quick: bool) -> List[Measure]:
-    steps = 30 if quick else 1000
+    steps = 30 if quick else 800
     digits = data.load_digits()
     set_seed(0)
     model = ViT(8, 2, 1, 10, d_model=64, nhead=4, num_layers=4, dropout=0.0)

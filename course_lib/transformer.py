@@ -1068,8 +1068,10 @@ class ViT(nn.Module):
     Images [B, C, H, W] are cut into N patches of P x P pixels, each linearly embedded
     (``patch_embedding``, equal to a ``Conv2d`` with kernel and stride P), a learnable
     ``[CLS]`` vector goes in front, learned ``position_embedding`` [1, N + 1, D] is
-    added, pre-LN GELU blocks process the sequence, and a LayerNorm and linear ``head``
-    turn the ``[CLS]`` output into class logits.
+    added, pre-LN GELU blocks process the sequence, and a LayerNorm and an MLP ``head``
+    (one tanh hidden layer, as in the ViT paper's pre-training; ``mlp_head=False`` gives
+    the single linear layer it uses for fine-tuning) turn the ``[CLS]`` output into
+    class logits.
 
     ``forward(images, targets=None)`` returns ``(logits [B, K], loss)`` (cross-entropy).
     """
@@ -1085,6 +1087,7 @@ class ViT(nn.Module):
         num_layers: int = 4,
         dim_feedforward: Optional[int] = None,
         dropout: float = 0.1,
+        mlp_head: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -1110,7 +1113,11 @@ class ViT(nn.Module):
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, num_classes)
+        self.head = (
+            nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, num_classes))
+            if mlp_head
+            else nn.Linear(d_model, num_classes)
+        )
 
     def embed(self, images: Tensor) -> Tensor:
         """The input sequence [B, N + 1, D] (``[CLS]`` first) of images [B, C, H, W]."""

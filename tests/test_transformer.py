@@ -622,6 +622,8 @@ def test_vit_shapes_attention_and_position_similarity() -> None:
     similarity = model.position_similarity()
     assert similarity.shape == (16, 16)
     torch.testing.assert_close(similarity.diagonal(), torch.ones(16))
+    linear_head = ViT(8, 2, 1, 10, d_model=16, nhead=2, num_layers=3, mlp_head=False)
+    assert count_parameters(model) - count_parameters(linear_head) == 16 * 16 + 16
     with pytest.raises(ValueError, match=r"\[B, 1, 8, 8\]"):
         model(torch.rand(2, 3, 8, 8))
     with pytest.raises(ValueError, match="multiple of patch_size"):
