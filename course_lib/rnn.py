@@ -876,7 +876,7 @@ def state_gradient_norms(
     Runs ``cell`` (an ``RNNCell``, ``GRUCell`` or ``LSTMCell``, ours or ``torch.nn``'s)
     over ``inputs`` [B, T, D] from a zero state, takes the scalar ``L = <u, h_T>`` for a
     fixed unit vector ``u`` [H] (``direction``, or a random one drawn with ``seed``) and
-    returns the mean over the batch of ``norm(dL/ds_t)`` for t = 0..T, shape [T + 1], where
+    returns the mean over the batch of ``norm(dL/ds_t)`` for t = 0..T, float64 [T + 1], where
     ``s_t`` is the state ``h_t`` (for an LSTM the pair ``(h_t, c_t)``, concatenated).
     Entry 0 is the gradient that reaches the initial state; entry T is ``norm(u) = 1``.
     """
@@ -905,21 +905,22 @@ def state_gradient_norms(
     grads = [torch.zeros_like(s) if g is None else g for g, s in zip(grads, flat)]
     if is_lstm:  # the norm of the pair (dL/dh_t, dL/dc_t)
         grads = [torch.cat(grads[k : k + 2], dim=-1) for k in range(0, len(grads), 2)]
-    return torch.stack([g.norm(dim=-1).mean() for g in grads]).detach()
+    # Norms in float64: squaring a float32 gradient of 1e-30 would underflow to zero.
+    return torch.stack([g.double().norm(dim=-1).mean() for g in grads]).detach()
 
 
 def input_gradient_norms(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
     """``norm(dLoss/dx_t)`` for each step t of ``inputs`` [B, T, D], averaged over the batch.
 
-    ``model(inputs, targets)`` must return ``(output, loss)``. The result [T] shows how far
-    back in time the loss still "sees" the input: a vanishing gradient makes early steps
-    invisible to learning.
+    ``model(inputs, targets)`` must return ``(output, loss)``. The result (float64 [T]) shows
+    how far back in time the loss still "sees" the input: a vanishing gradient makes early
+    steps invisible to learning.
     """
     x = inputs.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         _, loss = model(x, targets)
         (grad,) = torch.autograd.grad(loss, x)
-    return grad.norm(dim=-1).mean(dim=0)
+    return grad.double().norm(dim=-1).mean(dim=0)  # float64: tiny gradients do not underflow
 
 
 # ----------------------------------------------------------------------------------------
