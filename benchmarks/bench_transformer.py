@@ -61,8 +61,9 @@ def block_training_rows(device: torch.device, quick: bool) -> Iterator[SpeedCase
         mask = attention.causal_mask(length, device=device)
         for norm_first, causal in ((False, False), (True, True)):
             ours, peer = _pair(d_model, nhead, ff, norm_first, device)
-            ours_kwargs = {"mask": mask} if causal else {}
-            peer_kwargs = {"src_mask": ~mask} if causal else {}
+            # Causal: each side told so (ours: is_causal; torch: the mask plus its is_causal hint).
+            ours_kwargs = {"is_causal": True} if causal else {}
+            peer_kwargs = {"src_mask": ~mask, "is_causal": True} if causal else {}
             name = f"B={batch} L={length} D={d_model} {'pre-LN causal' if causal else 'post-LN'}"
             yield SpeedCase(
                 name,

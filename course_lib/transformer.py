@@ -162,31 +162,48 @@ def _attend(
     mask: Optional[Tensor],
     need_weights: bool,
     cache: Optional[KeyValueCache] = None,
+    is_causal: bool = False,
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """Self-attention (``memory`` None) or cross-attention of ``x`` [B, L, D].
 
-    Without a cache this is ``attention(x, kv, kv, mask)``. With a cache (self-attention
-    only) the new positions' keys and values are appended to it and the queries attend
-    to every cached position.
+    Usually this is just ``attention(x, kv, kv, mask)``. Two cases project q, k, v here:
+    with a cache (self-attention only) the new positions' keys and values are appended
+    to it and the queries attend to every cached position; with ``is_causal`` the fused
+    kernel is told the mask is causal, so it can skip the blocked half of the scores.
     """
-    if cache is None:
-        source = x if memory is None else memory
+    source = x if memory is None else memory
+    if cache is None and not is_causal:
         return attention(x, source, source, mask=mask, need_weights=need_weights)
     bias = attention.in_proj_bias
     weights = attention.in_proj_weight.chunk(3)
     biases = bias.chunk(3) if bias is not None else (None, None, None)
     q, k, v = (
-        split_heads(F.linear(x, weight, b), attention.num_heads)
-        for weight, b in zip(weights, biases)
+        split_heads(F.linear(inputs, weight, b), attention.num_heads)
+        for inputs, weight, b in zip((x, source, source), weights, biases)
     )  # [B, H, n, Dh] each
-    keys, values = cache.append(k, v)  # [B, H, length, Dh]
+    if cache is not None:
+        k, v = cache.append(k, v)  # [B, H, length, Dh]
     dropout_p = attention.dropout if attention.training else 0.0
     if need_weights:
-        heads, attention_weights = scaled_dot_product_attention(q, keys, values, mask, dropout_p)
+        if is_causal:
+            mask = causal_mask(q.shape[2], device=q.device)
+        heads, attention_weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
     else:
-        heads = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout_p)
+        heads = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+        )
         attention_weights = None
     return attention.out_proj(merge_heads(heads)), attention_weights
+
+
+def _check_causal(is_causal: bool, mask: Optional[Tensor], cache: Optional[KeyValueCache]) -> None:
+    if is_causal and mask is not None:
+        raise ValueError("give either mask or is_causal=True, not both")
+    if is_causal and cache is not None and cache.length > 0:
+        raise ValueError(
+            "is_causal=True assumes the queries start at position 0, but the cache already "
+            f"holds {cache.length} positions; pass an explicit mask instead"
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -260,26 +277,37 @@ class TransformerBlock(nn.Module):
         mask: Optional[Tensor] = None,
         cache: Optional[KeyValueCache] = None,
         need_weights: bool = True,
+        is_causal: bool = False,
     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Like ``forward``, and also return the attention weights [B, H, L, L]."""
         _check_sequence("x", x, self.d_model)
+        _check_causal(is_causal, mask, cache)
         if self.norm_first:
+            h = self.norm1(x)
             attended, weights = _attend(
-                self.self_attn, self.norm1(x), None, mask, need_weights, cache
+                self.self_attn, h, None, mask, need_weights, cache, is_causal
             )
             x = x + self.dropout1(attended)
             x = x + self.dropout2(self.feed_forward(self.norm2(x)))
         else:
-            attended, weights = _attend(self.self_attn, x, None, mask, need_weights, cache)
+            attended, weights = _attend(
+                self.self_attn, x, None, mask, need_weights, cache, is_causal
+            )
             x = self.norm1(x + self.dropout1(attended))
             x = self.norm2(x + self.dropout2(self.feed_forward(x)))
         return x, weights
 
     def forward(
-        self, x: Tensor, mask: Optional[Tensor] = None, cache: Optional[KeyValueCache] = None
+        self,
+        x: Tensor,
+        mask: Optional[Tensor] = None,
+        cache: Optional[KeyValueCache] = None,
+        is_causal: bool = False,
     ) -> Tensor:
         """x [B, L, D] -> [B, L, D]; ``mask`` (True = may attend) broadcasts to [B, H, L, L]."""
-        return self.forward_with_attention(x, mask, cache, need_weights=False)[0]
+        return self.forward_with_attention(x, mask, cache, need_weights=False, is_causal=is_causal)[
+            0
+        ]
 
 
 class TransformerDecoderBlock(nn.Module):
@@ -348,11 +376,13 @@ class TransformerDecoderBlock(nn.Module):
         self_mask: Optional[Tensor] = None,
         memory_mask: Optional[Tensor] = None,
         need_weights: bool = True,
+        is_causal: bool = False,
     ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         """Like ``forward``; also return the self- and cross-attention weights
         [B, H, T, T] and [B, H, T, S]."""
         _check_sequence("x", x, self.d_model)
         _check_sequence("memory", memory, self.d_model)
+        _check_causal(is_causal, self_mask, None)
         if memory.shape[0] != x.shape[0]:
             raise ValueError(
                 f"x [B, T, D] and memory [B, S, D] must have the same batch size, "
@@ -360,7 +390,7 @@ class TransformerDecoderBlock(nn.Module):
             )
         if self.norm_first:
             attended, self_weights = _attend(
-                self.self_attn, self.norm1(x), None, self_mask, need_weights
+                self.self_attn, self.norm1(x), None, self_mask, need_weights, is_causal=is_causal
             )
             x = x + self.dropout1(attended)
             attended, cross_weights = _attend(
@@ -369,7 +399,9 @@ class TransformerDecoderBlock(nn.Module):
             x = x + self.dropout2(attended)
             x = x + self.dropout3(self.feed_forward(self.norm3(x)))
         else:
-            attended, self_weights = _attend(self.self_attn, x, None, self_mask, need_weights)
+            attended, self_weights = _attend(
+                self.self_attn, x, None, self_mask, need_weights, is_causal=is_causal
+            )
             x = self.norm1(x + self.dropout1(attended))
             attended, cross_weights = _attend(
                 self.multihead_attn, x, memory, memory_mask, need_weights
@@ -384,9 +416,12 @@ class TransformerDecoderBlock(nn.Module):
         memory: Tensor,
         self_mask: Optional[Tensor] = None,
         memory_mask: Optional[Tensor] = None,
+        is_causal: bool = False,
     ) -> Tensor:
         """Decode x [B, T, D] attending to ``memory`` [B, S, D] -> [B, T, D]."""
-        return self.forward_with_attention(x, memory, self_mask, memory_mask, need_weights=False)[0]
+        return self.forward_with_attention(
+            x, memory, self_mask, memory_mask, need_weights=False, is_causal=is_causal
+        )[0]
 
 
 # ----------------------------------------------------------------------------------------
@@ -549,10 +584,9 @@ class Transformer(nn.Module):
     def decode(self, target_input: Tensor, memory: Tensor, source_mask: Tensor) -> Tensor:
         """Decoder output [B, T, D] for target tokens [B, T] (each sees only earlier ones)."""
         _check_tokens("target_input", target_input)
-        self_mask = causal_mask(target_input.shape[1], device=target_input.device)
         x = self._embed(target_input, self.target_embedding)
         for layer in self.decoder_layers:
-            x = layer(x, memory, self_mask, source_mask)
+            x = layer(x, memory, memory_mask=source_mask, is_causal=True)  # causal self-attention
         return self.decoder_norm(x)
 
     def forward(
@@ -755,10 +789,14 @@ class GPT(nn.Module):
             )
         positions = torch.arange(start, start + length, device=x.device)
         h = self.dropout(self.token_embedding(x) + self.position_embedding(positions))
-        # New position i (absolute start + i) may attend to every absolute position <= start + i.
-        mask = torch.ones(length, start + length, dtype=torch.bool, device=x.device).tril(start)
-        for index, block in enumerate(self.blocks):
-            h = block(h, mask, cache[index] if cache is not None else None)
+        if cache is None:  # the fused kernel applies the causal mask itself
+            for block in self.blocks:
+                h = block(h, is_causal=True)
+        else:  # new position i (absolute start + i) may see absolute positions <= start + i
+            mask = torch.ones(length, start + length, dtype=torch.bool, device=x.device)
+            mask = mask.tril(start)
+            for block, layer_cache in zip(self.blocks, cache):
+                h = block(h, mask, layer_cache)
         logits = self.lm_head(self.norm(h))
         if targets is None:
             return logits, None

@@ -149,6 +149,28 @@ def test_decoder_block_matches_torch(device, norm_first, with_masks) -> None:
     torch.testing.assert_close(actual, expected, **_tol(device, torch.float32))
 
 
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_is_causal_equals_an_explicit_causal_mask(norm_first) -> None:
+    torch.manual_seed(3)
+    block = TransformerBlock(8, 2, 16, norm_first=norm_first).eval()
+    decoder = TransformerDecoderBlock(8, 2, 16, norm_first=norm_first).eval()
+    x, memory = _randn(2, 6, 8, seed=20), _randn(2, 4, 8, seed=21)
+    mask = causal_mask(6)
+    torch.testing.assert_close(block(x, is_causal=True), block(x, mask), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        decoder(x, memory, is_causal=True), decoder(x, memory, mask), atol=1e-6, rtol=1e-5
+    )
+    output, weights = block.forward_with_attention(x, is_causal=True)
+    assert (weights.triu(1) == 0).all()
+    torch.testing.assert_close(output, block(x, mask), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        block(x, mask, is_causal=True)
+    cache = KeyValueCache(2, 2, 4, max_length=10)
+    block(x[:, :2], cache=cache, is_causal=True)  # an empty cache is fine
+    with pytest.raises(ValueError, match="explicit mask"):
+        block(x[:, 2:3], cache=cache, is_causal=True)
+
+
 def test_blocks_have_torch_parameter_names() -> None:
     encoder = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
     decoder = torch.nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)
