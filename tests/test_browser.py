@@ -189,11 +189,17 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
           if (tex.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 60));
         }
         return {math: article.querySelectorAll('.math').length,
-                typeset: article.querySelectorAll('mjx-container').length, raw};
+                typeset: article.querySelectorAll('mjx-container').length,
+                errors: window.MathJax ? Array.from(MathJax.startup.document.math)
+                  .filter(m => m.typesetRoot && article.contains(m.typesetRoot) &&
+                          m.typesetRoot.querySelector('mjx-merror, mjx-mtext[style*="red"]'))
+                  .map(m => m.math) : [], raw};
         }"""
     )
     if math["raw"]:
         problems.append(f"unrendered formula(s): {math['raw'][:3]}")
+    if math["errors"]:
+        problems.append(f"formula(s) MathJax could not typeset: {math['errors'][:3]}")
     if math["math"] and math["typeset"] < math["math"]:
         problems.append(f"MathJax typeset {math['typeset']} of {math['math']} formulas")
 
@@ -252,6 +258,15 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
     return problems
 
 
+@functools.cache
+def _page_ids(path: Path, mtime: float) -> frozenset:
+    """The element ids of one HTML page (parsed once per version of the file)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    return frozenset(element["id"] for element in soup.find_all(id=True))
+
+
 def check_links(book_html: Path, docname: str) -> List[str]:
     """Every internal link of the page exists, and so does every #anchor it points at."""
     from bs4 import BeautifulSoup
@@ -275,9 +290,13 @@ def check_links(book_html: Path, docname: str) -> List[str]:
             problems.append(f"broken link: {href}")
             continue
         if parsed.fragment and target.suffix == ".html":
-            other = BeautifulSoup(target.read_text(encoding="utf-8"), "html.parser")
-            if other.find(id=urllib.parse.unquote(parsed.fragment)) is None:
+            ids = _page_ids(target, target.stat().st_mtime)
+            if urllib.parse.unquote(parsed.fragment) not in ids:
                 problems.append(f"missing anchor: {href}")
+    # Each chapter has its own bibliography: a citation must resolve on the same page.
+    for anchor in soup.select("span.bibtex-citation a[href]"):
+        if not anchor["href"].startswith("#"):
+            problems.append(f"citation points off the page: {anchor['href']}")
     return problems
 
 
@@ -312,7 +331,7 @@ def test_search_finds_an_english_term(browser, site):
 
 
 def test_planted_defects_are_caught(browser, book_html, tmp_path):
-    """A broken link, a raw formula and a wrong Colab URL planted in a copy must be reported."""
+    """A broken link, a raw formula, a wrong Colab URL and an off-page citation must be reported."""
     copy = tmp_path / "html"
     shutil.copytree(book_html, copy)
     page = copy / "book" / "rnn.html"
@@ -320,8 +339,12 @@ def test_planted_defects_are_caught(browser, book_html, tmp_path):
     expected = f"blob/{_repository()['branch']}/book/rnn.ipynb"
     assert expected in text
     text = text.replace(expected, f"blob/{_repository()['branch']}/rnn.ipynb")
-    text = text.replace("</article>", '<p>$$x^2 + 1$$</p><a href="no-such-page.html">x</a>'
-                        '<a href="intro.html#no-such-anchor">y</a></article>', 1)  # fmt: skip
+    text = text.replace("</article>", '<p>$$x^2 + 1$$</p>'
+                        '<span class="math">\\(\\nosuchmacro x\\)</span>'
+                        '<span class="math">\\(x^{2\\)</span>'
+                        '<a href="no-such-page.html">x</a>'
+                        '<a href="intro.html#no-such-anchor">y</a><span class="bibtex-citation">'
+                        '<a href="attention.html#id1">z</a></span></article>', 1)  # fmt: skip
     page.write_text(text, encoding="utf-8")
     server, url = _serve(copy)
     try:
@@ -330,7 +353,9 @@ def test_planted_defects_are_caught(browser, book_html, tmp_path):
         server.shutdown()
     problems += check_links(copy, "book/rnn")
     report = "\n".join(problems)
-    assert "unrendered formula" in report, report
-    assert "Colab link" in report, report
+    assert "unrendered formula(s): ['$$x^2 + 1$$', '\\\\(x^{2\\\\)']" in report, report
+    assert "MathJax could not typeset: ['\\\\nosuchmacro x']" in report, report
+    assert "Colab launch link is ['https://colab.research.google.com/github/" in report, report
     assert "broken link: no-such-page.html" in report, report
     assert "missing anchor: intro.html#no-such-anchor" in report, report
+    assert "citation points off the page: attention.html#id1" in report, report
