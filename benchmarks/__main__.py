@@ -1,9 +1,10 @@
-"""Command line: ``python -m benchmarks [--device cpu|cuda] [--quick] [--only NAME]``."""
+"""Command line: ``python -m benchmarks [--device cpu|cuda] [--quick] [--only NAME [--merge]]``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import pkgutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Optional, Sequence
 import torch
 
 import benchmarks
-from benchmarks.harness import dumps, render_markdown, run_all
+from benchmarks.harness import dumps, merge_results, render_markdown, run_all
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,6 +39,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="folder for <device>.md and <device>.json "
         "(default: benchmarks/results for full runs; nothing is written for --quick)",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace only those rows in an existing <device>.json, keep the rest",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -47,9 +53,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     kinds = ("speed", "quality") if args.kind == "all" else (args.kind,)
     results = run_all(device, quick=args.quick, only=args.only, kinds=kinds,
                       log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    output = args.output if args.output is not None else (None if args.quick else RESULTS)
+    if args.merge:
+        if not args.only or output is None:
+            parser.error("--merge needs --only and an output folder")
+        previous = output / f"{device.type}.json"
+        if previous.exists():
+            old = json.loads(previous.read_text(encoding="utf-8"))
+            results = merge_results(old, results, args.only)
     table = render_markdown(results)
     print(table)
-    output = args.output if args.output is not None else (None if args.quick else RESULTS)
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         (output / f"{device.type}.md").write_text(table, encoding="utf-8")

@@ -323,5 +323,29 @@ def render_markdown(results: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_results(old: Dict[str, Any], new: Dict[str, Any], only: str) -> Dict[str, Any]:
+    """``old`` with the rows whose name contains ``only`` replaced by the rows of ``new``.
+
+    Lets one row be rerun (``--only NAME``) without discarding the rest of a results file.
+    Rows keep their original order; rows new to the file go at the end of their table.
+    """
+    if old.get("quick") != new.get("quick"):
+        raise ValueError("cannot merge a quick run into a full one (or the reverse)")
+    name = {"speed": "operation", "quality": "model"}
+    merged: Dict[str, Any] = {"machine": new["machine"], "quick": new["quick"]}
+    for table, key in name.items():
+        fresh: Dict[str, List[Dict[str, Any]]] = {}
+        for row in new[table]:
+            fresh.setdefault(row[key], []).append(row)
+        rows: List[Dict[str, Any]] = []
+        for row in old[table]:
+            if only.lower() not in row[key].lower():
+                rows.append(row)
+            elif row[key] in fresh:
+                rows += fresh.pop(row[key])
+        merged[table] = rows + [row for group in fresh.values() for row in group]
+    return merged
+
+
 def dumps(results: Dict[str, Any]) -> str:
     return json.dumps(results, indent=2, ensure_ascii=False) + "\n"

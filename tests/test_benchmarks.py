@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks import harness
@@ -61,3 +62,23 @@ def test_max_difference():
 def test_committed_results_exist_for_the_appendix():
     for name in ["cpu.md", "cuda.md"]:
         assert (ROOT / "benchmarks" / "results" / name).exists()
+
+
+def _result(quick, speed, quality):
+    return {"machine": {"date": "d"}, "quick": quick,
+            "speed": [{"operation": op, "size": size} for op, size in speed],
+            "quality": [{"model": model, "value": value} for model, value in quality]}  # fmt: skip
+
+
+def test_merge_replaces_only_the_rerun_rows():
+    old = _result(False, [("box_iou", "N=1"), ("nms", "N=1"), ("nms", "N=2")],
+                  [("LSTM LM", 2.1), ("ViT", 0.9)])  # fmt: skip
+    new = _result(False, [("nms", "N=5"), ("nms fast", "N=1")], [])
+    merged = harness.merge_results(old, new, "nms")
+    assert [(r["operation"], r["size"]) for r in merged["speed"]] == [
+        ("box_iou", "N=1"), ("nms", "N=5"), ("nms fast", "N=1")]  # fmt: skip
+    assert merged["quality"] == old["quality"]
+    merged = harness.merge_results(old, _result(False, [], [("LSTM LM", 1.9)]), "lstm")
+    assert [r["value"] for r in merged["quality"]] == [1.9, 0.9]
+    with pytest.raises(ValueError, match="quick"):
+        harness.merge_results(old, _result(True, [], []), "nms")
