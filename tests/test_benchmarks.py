@@ -25,6 +25,13 @@ def test_quick_run_writes_both_tables(tmp_path):
     assert rows[0]["ours_ms"] > 0 and rows[0]["peer_ms"] > 0 and rows[0]["ratio"] > 0
     assert results["quick"] is True and results["machine"]["torch"] == torch.__version__
     assert (tmp_path / "cpu.md").read_text().startswith("Measured on")
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "load_dates", "--merge",
+         "--output", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    merged = [row["operation"] for row in json.loads((tmp_path / "cpu.json").read_text())["speed"]]
+    assert merged == [rows[0]["operation"], "load_dates"], merged
 
 
 def test_rows_are_registered_and_rendered():
