@@ -203,7 +203,8 @@ def check_special_ids(vocab_size: Optional[int], **ids: int) -> None:
 def check_source(source: Tensor, source_lengths: Tensor, vocab_size: int) -> None:
     """The input of a seq2seq model: token ids [B, S] and true lengths [B] in [1, S]."""
     check_token_ids("source", source, vocab_size, "B, S", cpu_only=True)
-    check_lengths("source_lengths", source_lengths, source.shape[0], source.shape[1], minimum=1)
+    check_lengths("source_lengths", source_lengths, source.shape[0], source.shape[1], minimum=1,
+                  origin="from source")  # fmt: skip
 
 
 def check_target(target: Tensor, batch_size: int, vocab_size: int, name: str = "target") -> None:
@@ -514,8 +515,9 @@ def accuracy_by_length(
     (accuracy float64, NaN for an empty bin; counts int64); lengths outside every bin are
     left out.
     """
-    check_tensor("correct", correct, "N", dtype=torch.bool)
-    check_tensor("lengths", lengths, "N", dtype="integer", sizes={"N": correct.shape[0]})
+    sizes: dict = {}
+    check_tensor("correct", correct, "N", dtype=torch.bool, sizes=sizes)
+    check_tensor("lengths", lengths, "N", dtype="integer", sizes=sizes)
     if isinstance(edges, (str, bytes)) or not isinstance(edges, (list, tuple, range)):
         raise TypeError(f"edges must be a list of increasing ints, got {type(edges).__name__}")
     edges = [check_int(f"edges[{i}]", edge) for i, edge in enumerate(edges)]

@@ -338,13 +338,16 @@ def check_lengths(
     minimum: int = 0,
     *,
     cpu_only: bool = True,
+    origin: str = "",
 ) -> Tensor:
     """Sequence lengths: an integer tensor [B] with values in ``[minimum, max_length]``.
 
-    The values are read on the CPU only by default (reading them from a GPU synchronises);
-    the type and shape are always checked.
+    ``origin`` names where B comes from in messages (for example ``"from x"``). The values
+    are read on the CPU only by default (reading them from a GPU synchronises); the type
+    and shape are always checked.
     """
-    check_tensor(name, value, "B", dtype="integer", sizes={"B": batch_size, "_origin_B": ""})
+    sizes = {"B": batch_size, "_origin_B": origin}
+    check_tensor(name, value, "B", dtype="integer", sizes=sizes)
     if value.numel() and (not cpu_only or value.device.type == "cpu"):
         low, high = int(value.min()), int(value.max())
         if low < minimum or high > max_length:

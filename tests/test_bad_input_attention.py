@@ -315,7 +315,10 @@ CASES += float_tensor("SequenceMixer.forward", "x", _mixer, Q, shapes=[(B, L, 9)
 CASES += int_arg("receptive_field", "num_layers", lambda v: A.receptive_field(v, 3), minimum=0)
 CASES += int_arg("receptive_field", "kernel_size", lambda v: A.receptive_field(2, v))
 CASES += int_arg("receptive_field", "dilation_growth", lambda v: A.receptive_field(2, 3, v))
-CASES += int_arg("conv_layers_to_cover", "length", lambda v: A.conv_layers_to_cover(v, 3))
+CASES += int_arg("conv_layers_to_cover", "length", lambda v: A.conv_layers_to_cover(v, 3),
+                 absurd=False)  # fmt: skip
+CASES += values("conv_layers_to_cover", "length", lambda v: A.conv_layers_to_cover(v, 3),
+                ("= 2**70 (absurd)", 2**70))  # fmt: skip
 CASES += int_arg("conv_layers_to_cover", "kernel_size", lambda v: A.conv_layers_to_cover(9, v),
                  minimum=2)  # fmt: skip
 CASES += int_arg("conv_layers_to_cover", "dilation_growth",

@@ -289,7 +289,7 @@ def _weights_until_end(calls: List[Tensor], tokens: Tensor, end_id: int, items: 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each sequence of x [B, L, D] within its length [B]; padding stays in place."""
     check_tensor("x", x, "B, L, D")
-    check_lengths("lengths", lengths, x.shape[0], x.shape[1])
+    check_lengths("lengths", lengths, x.shape[0], x.shape[1], origin="from x")
     steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # [1, L]
     lengths = lengths.to(x.device).unsqueeze(1)  # [B, 1]
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # [B, L]

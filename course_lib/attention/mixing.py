@@ -110,7 +110,7 @@ def conv_layers_to_cover(length: int, kernel_size: int, dilation_growth: int = 1
     Plain convolutions need ``ceil((L - 1) / (k - 1))`` layers (linear in L); doubling the
     dilation every layer needs about ``log2(L)``.
     """
-    length = check_size("length", length, maximum=2**62)
+    length = check_size("length", length, maximum=2**62)  # arithmetic only: no loop over L
     kernel_size = check_size("kernel_size", kernel_size, minimum=2)
     dilation_growth = check_size("dilation_growth", dilation_growth, maximum=2**16)
     needed = math.ceil((length - 1) / (kernel_size - 1))  # sum of the dilations needed
@@ -146,7 +146,12 @@ def input_influence(
     device = _parameter_device(mixer)
     x = torch.randn(1, length, dim, generator=generator).to(device).requires_grad_(True)
     direction = torch.randn(dim, generator=generator).to(device)
-    output = mixer(x)
+    try:
+        output = mixer(x)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"mixer cannot take x [1, L, D] = [1, {length}, {dim}]: {error}"
+        ) from error
     if not isinstance(output, Tensor) or output.shape[:2] != (1, length) or output.shape[2] != dim:
         raise ValueError(
             f"mixer must map [1, L, D] = [1, {length}, {dim}] to the same shape, "

@@ -234,6 +234,11 @@ class MultiHeadAttention(RecordsAttention, nn.Module):
         q, k, v = (split_heads(x, self.num_heads) for x in self._project(query, key, value))
         if cache is not None:
             check_instance("cache", cache, KeyValueCache, "a KeyValueCache")
+            if cache.keys.shape[0] != query.shape[0]:
+                raise ValueError(
+                    f"cache holds {cache.keys.shape[0]} sequences, but query has "
+                    f"B = {query.shape[0]}"
+                )
             if query is not key:
                 raise ValueError("cache works for self-attention only (query is key is value)")
             k, v = cache.append(k, v)  # [B, H, cached + Lq, Dh]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.attention import KeyValueCache, MultiHeadAttention
+from course_lib.attention.core import check_mask
 from course_lib.validation import (
     check_bool,
     check_choice,
@@ -80,9 +81,11 @@ class _BlockParts:
         """The position-wise network ``linear2(dropout(activation(linear1(x))))``: [..., D]."""
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
-    def _check_input(self, name: str, x: Tensor, batch: Optional[int] = None) -> None:
-        check_tensor(name, x, f"{'B' if batch is None else batch}, L, {self.d_model}",
-                     dtype="floating")  # fmt: skip
+    def _check_input(
+        self, name: str, x: Tensor, length: str = "L", sizes: Optional[dict] = None
+    ) -> None:
+        sizes = {} if sizes is None else sizes
+        check_tensor(name, x, f"B, {length}, {self.d_model}", dtype="floating", sizes=sizes)
         check_like(name, x, self.linear1.weight)
 
 
@@ -220,8 +223,14 @@ class TransformerDecoderBlock(_BlockParts, nn.Module):
     ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         """Like ``forward``; also return the self- and cross-attention weights
         [B, H, T, T] and [B, H, T, S]."""
-        self._check_input("x", x)
-        self._check_input("memory", memory, batch=x.shape[0])
+        sizes: dict = {}
+        self._check_input("x", x, "T", sizes)
+        self._check_input("memory", memory, "S", sizes)
+        heads, target, source = self.nhead, x.shape[1], memory.shape[1]
+        if self_mask is not None:
+            check_mask("self_mask", self_mask, (x.shape[0], heads, target, target))
+        if memory_mask is not None:
+            check_mask("memory_mask", memory_mask, (x.shape[0], heads, target, source))
         own = {"need_weights": need_weights, "is_causal": is_causal, "cache": cache}
         if self.norm_first:
             h = self.norm1(x)

@@ -69,7 +69,9 @@ def make_palindromes(
 
     count = check_size("count", count, minimum=0)
     min_length = check_size("min_length", min_length, minimum=2)
-    max_length = check_size("max_length", max_length, minimum=min_length, maximum=2**16)
+    max_length = check_size("max_length", max_length, minimum=2, maximum=2**16)
+    if min_length > max_length:
+        raise ValueError(f"min_length ({min_length}) must not exceed max_length ({max_length})")
     check_elements("count x max_length", count * max_length)
     check_instance("alphabet", alphabet, str, "a string of distinct letters")
     if len(alphabet) < 2 or len(set(alphabet)) != len(alphabet):

@@ -205,11 +205,12 @@ class Transformer(Seq2SeqDecoding, nn.Module):
         """Build the model described by ``config``."""
         return cls(**asdict(config))
 
-    def _embed(self, tokens: Tensor, embedding: nn.Embedding, start: int = 0) -> Tensor:
+    def _embed(self, tokens: Tensor, embedding: nn.Embedding, name: str, start: int = 0) -> Tensor:
         length = tokens.shape[1]
         if start + length > self.positions.shape[0]:
             raise ValueError(
-                f"sequences of length {start + length} exceed max_length={self.positions.shape[0]}"
+                f"{name} has {start + length} positions, more than max_length="
+                f"{self.positions.shape[0]}"
             )
         x = embedding(tokens) * math.sqrt(self.d_model) + self.positions[start : start + length]
         return self.embedding_dropout(x)
@@ -218,7 +219,7 @@ class Transformer(Seq2SeqDecoding, nn.Module):
         """Encoder output (the "memory") [B, S, D] and the source key mask [B, 1, 1, S]."""
         check_source(source, source_lengths, self.src_vocab_size)
         source_mask = padding_mask(source_lengths, source.shape[1])
-        x = self._embed(source, self.source_embedding)
+        x = self._embed(source, self.source_embedding, "source")
         for layer in self.encoder_layers:
             x = layer(x, source_mask)
         return self.encoder_norm(x), source_mask
@@ -226,7 +227,7 @@ class Transformer(Seq2SeqDecoding, nn.Module):
     def decode(self, target_input: Tensor, memory: Tensor, source_mask: Tensor) -> Tensor:
         """Decoder output [B, T, D] for target tokens [B, T] (each sees only earlier ones)."""
         check_token_ids("target_input", target_input, self.tgt_vocab_size, "B, T", cpu_only=True)
-        x = self._embed(target_input, self.target_embedding)
+        x = self._embed(target_input, self.target_embedding, "target")
         for layer in self.decoder_layers:
             x = layer(x, memory, memory_mask=source_mask, is_causal=True)  # causal self-attention
         return self.decoder_norm(x)
@@ -265,7 +266,7 @@ class Transformer(Seq2SeqDecoding, nn.Module):
     def decode_step(self, tokens: Tensor, state: Dict[str, Any]) -> Tuple[Tensor, Dict[str, Any]]:
         """One decoder step: previous tokens [N] -> (logits [N, V], state); the new position
         attends to the cached keys and values of the earlier ones (no recomputation)."""
-        x = self._embed(tokens.unsqueeze(1), self.target_embedding, start=state["position"])
+        x = self._embed(tokens.unsqueeze(1), self.target_embedding, "the output", state["position"])
         for layer, cache in zip(self.decoder_layers, state["caches"]):
             x = layer(x, state["memory"], memory_mask=state["source_mask"], is_causal=True,
                       cache=cache)  # fmt: skip

@@ -47,10 +47,11 @@ def causal_lm_loss(logits: Tensor, tokens: Tensor, ignore_index: int = -100) -> 
         the B * (T - 1) predictions: the last position has no next token, and the first
         token is never predicted.
     """
-    check_tensor("logits", logits, "B, T, V", dtype="floating")
+    sizes: dict = {}
+    check_tensor("logits", logits, "B, T, V", dtype="floating", sizes=sizes)
     ignore_index = check_int("ignore_index", ignore_index)
-    check_tensor("tokens", tokens, f"{logits.shape[0]}, {logits.shape[1]}", dtype="integer")
-    counted = tokens[:, 1:][tokens[:, 1:] != ignore_index]
+    check_tensor("tokens", tokens, "B, T", dtype="integer", sizes=sizes)
+    counted = tokens[tokens != ignore_index]
     check_token_ids("tokens", counted, logits.shape[-1], cpu_only=True)
     predictions = logits[:, :-1].reshape(-1, logits.shape[-1])
     return F.cross_entropy(predictions, tokens[:, 1:].reshape(-1), ignore_index=ignore_index)

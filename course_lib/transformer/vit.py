@@ -83,8 +83,8 @@ def embed_patches(
     cls_token = cls_token.reshape(-1)
     if position_embedding.numel() != (count + 1) * dim:
         raise ValueError(
-            f"position_embedding must have shape [N + 1, D] = [{count + 1}, {dim}], "
-            f"got {list(position_embedding.shape)}"
+            f"position_embedding must have shape [N + 1, D] = [{count + 1}, {dim}] (N = {count} "
+            f"patches of images {list(images.shape)}), got {list(position_embedding.shape)}"
         )
     position_embedding = position_embedding.reshape(count + 1, dim)
     for name, tensor in (("weight", weight), ("cls_token", cls_token),
