@@ -90,13 +90,17 @@ def random_batches(
     if count == 0 or any(len(item) != count for item in data):
         sizes = [len(item) for item in data]
         raise ValueError(f"data must share a non-zero first dimension N, got lengths {sizes}")
-    batch_size = min(check_size("batch_size", batch_size), count)
+    batch_size = check_size("batch_size", batch_size)
     if not isinstance(replacement, bool):
         raise TypeError(f"replacement must be True or False, got {replacement!r}")
+    if not replacement:
+        batch_size = min(batch_size, count)
     if transform is not None:
         check_callable("transform", transform)
     generator = seeded_generator(seed)
-    state = {"order": torch.randperm(count, generator=generator), "position": 0}
+    state = {"position": 0}
+    if not replacement:  # with replacement no permutation is drawn (the draws stay the same)
+        state["order"] = torch.randperm(count, generator=generator)
 
     def next_indices() -> Tensor:
         if replacement:

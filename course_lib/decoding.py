@@ -98,9 +98,13 @@ def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: Optional[int
     temperature = check_float("temperature", temperature, 0.0)
     if top_k is not None:
         top_k = check_size("top_k", top_k)
-    # Reading the values synchronises with a GPU: checked where it is free (the CPU).
-    if logits.device.type == "cpu" and logits.numel() and not bool(torch.isfinite(logits).all()):
-        raise ValueError("logits must be finite (got NaN or infinity); mask tokens with top_k")
+    # Reading the values synchronises with a GPU: checked where it is free (the CPU). -inf
+    # masks a token out; NaN, +inf or a row with every token masked has no distribution.
+    if logits.device.type == "cpu" and logits.numel():
+        if bool((logits.isnan() | logits.isposinf()).any()):
+            raise ValueError("logits must not hold NaN or +inf (-inf masks a token out)")
+        if bool(logits.isneginf().all(dim=-1).any()):
+            raise ValueError("logits must leave at least one token per row above -inf")
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
@@ -317,7 +321,9 @@ def beam_search(
     offsets = torch.arange(batch_size, device=device).unsqueeze(1) * beam_size  # [B, 1]
     for _ in range(max_length):
         logits, state = step(tokens, state)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # [N, V]
+        precise = logits if logits.dtype == torch.float64 else logits.float()
+        log_probs = torch.log_softmax(precise, dim=-1)  # [N, V], at least float32
+        scores, lengths = scores.to(log_probs.dtype), lengths.to(log_probs.dtype)
         vocab_size = log_probs.shape[-1]
         frozen = torch.full_like(log_probs[:1], float("-inf"))
         frozen[0, pad_id] = 0.0
