@@ -110,7 +110,10 @@ def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: Optional[int
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
     if temperature == 0:
         return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
-    return torch.softmax(logits / temperature, dim=-1)
+    # Shifted so the largest logit is 0: a tiny temperature then sends the others to -inf
+    # (a one-hot) instead of overflowing to +inf (NaN).
+    shifted = logits - logits.amax(dim=-1, keepdim=True)
+    return torch.softmax(shifted / temperature, dim=-1)
 
 
 def sample_next_token(

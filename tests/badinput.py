@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple, Type, U
 
 import pytest
 import torch
-import torch._dynamo  # noqa: F401 - imported up front: an alarm during a lazy import breaks it
+import torch._dynamo
 
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the optimizers' lazy imports, likewise
 
@@ -68,7 +68,7 @@ def outcome(case: Bad, seconds: int = HANG_SECONDS) -> Tuple[str, str]:
         if case.arg in message:
             return "clear", message
         return "obscure", f"{type(error).__name__} not naming {case.arg!r}: {message}"
-    except Exception as error:  # noqa: BLE001 - classifying is the point
+    except Exception as error:
         return "obscure", f"{type(error).__name__}: {str(error)[:200]}"
     finally:
         signal.alarm(0)
@@ -151,9 +151,7 @@ def token_tensor(
         (f"holding id {vocab_size} (= vocab size)", too_big),
         ("holding id -1", negative),
     ]
-    values += [
-        (f"of shape {list(shape)}", torch.randint(0, vocab_size, shape)) for shape in shapes
-    ]
+    values += [(f"of shape {list(shape)}", torch.randint(0, vocab_size, shape)) for shape in shapes]
     return _cases(prefix, arg, call, values)
 
 
@@ -194,9 +192,7 @@ def choice_arg(prefix: str, arg: str, call: Callable[[Any], Any]) -> List[Bad]:
     return _cases(prefix, arg, call, [("= 'bogus'", "bogus"), ("= 3", 3)])
 
 
-def values(
-    prefix: str, arg: str, call: Callable[[Any], Any], *items: Tuple
-) -> List[Bad]:
+def values(prefix: str, arg: str, call: Callable[[Any], Any], *items: Tuple) -> List[Bad]:
     """Hand-picked wrong values: ``(label, value)`` or ``(label, value, error)``."""
     return _cases(prefix, arg, call, items)
 

@@ -854,3 +854,84 @@ def test_text_explorer_is_static_outside_a_notebook():
     assert drawn == ["a", "bb"] and "<img" in widget._repr_html_()
     with pytest.raises(ValueError, match="examples"):
         A.text_explorer(draw, [])
+
+
+# ----------------------------------------------------------------------------------------
+# is_causal, the key/value cache and the one way to record attention weights
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_is_causal_matches_torch_with_a_causal_mask(need_weights, device):
+    ours, theirs = _pair(device=device)
+    x = randn(3, 7, 16, seed=4, device=device)
+    expected, _ = theirs(x, x, x, attn_mask=~A.causal_mask(7, device=device), need_weights=False)
+    output, weights = ours(x, x, x, need_weights=need_weights, is_causal=True)
+    torch.testing.assert_close(output, expected)
+    if need_weights:
+        assert (weights.triu(1) == 0).all()
+
+
+def test_mha_with_a_cache_equals_one_causal_pass():
+    mha = A.MultiHeadAttention(16, 4).double().eval()
+    x = randn(2, 9, 16, seed=5)
+    full, _ = mha(x, x, x, need_weights=False, is_causal=True)
+    cache = A.KeyValueCache(2, 4, 4, max_length=9, dtype=torch.float64)
+    pieces = []
+    for start, end in ((0, 3), (3, 4), (4, 9)):  # a prompt, one token, then the rest
+        part = x[:, start:end]
+        pieces.append(mha(part, part, part, need_weights=False, is_causal=True, cache=cache)[0])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full)
+    assert cache.length == 9
+    with pytest.raises(ValueError, match="at most 9"):
+        part = x[:, :1]
+        mha(part, part, part, cache=cache)
+
+
+def test_key_value_cache_grows_and_reorders():
+    cache = A.KeyValueCache(2, 1, 3, max_length=None)
+    assert cache.max_length is None
+    keys = [torch.full((2, 1, 1, 3), float(t)) for t in range(40)]
+    for key in keys:
+        stored, _ = cache.append(key, key)
+    assert stored.shape == (2, 1, 40, 3) and torch.equal(stored[0, 0, :, 0], torch.arange(40.0))
+    cache.reorder(torch.tensor([1, 1, 0]))
+    assert cache.keys.shape[0] == 3
+    stored, _ = cache.append(torch.zeros(3, 1, 1, 3), torch.zeros(3, 1, 1, 3))
+    assert stored.shape == (3, 1, 41, 3)
+
+
+class _TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = A.MultiHeadAttention(8, 2)
+        self.second = A.SelfAttention(8)
+
+    def forward(self, x):
+        y, _ = self.first(x, x, x, need_weights=False)
+        return self.second(y)[0]
+
+
+def test_attention_maps_records_every_layer_even_on_the_fused_path():
+    model = _TwoLayers()
+    x = randn(2, 5, 8, dtype=torch.float32)
+    maps = A.attention_maps(model, x)
+    assert set(maps) == {"first", "second"}
+    assert maps["first"].shape == (2, 2, 5, 5) and maps["second"].shape == (2, 5, 5)
+    expected = model.first(x, x, x)[1]
+    torch.testing.assert_close(maps["first"], expected)
+    torch.testing.assert_close(maps["first"].sum(-1), torch.ones(2, 2, 5))
+    # Outside record_attention nothing is kept and the fused path returns no weights.
+    assert model.first(x, x, x, need_weights=False)[1] is None
+    assert model.first._attention_record is None and model.second._attention_record is None
+    with pytest.raises(RuntimeError), A.record_attention(model):
+        raise RuntimeError("the recording stops even when the block fails")
+    assert model.first._attention_record is None
+
+
+def test_model_attention_methods_are_attention_maps():
+    tagger = A.SelfAttentionTagger(10, dim=8, num_heads=2, max_length=6, causal=True).eval()
+    tokens = torch.randint(0, 10, (3, 6))
+    weights = tagger.attention_weights(tokens)
+    assert torch.equal(weights, A.attention_maps(tagger, tokens)["attention"])
+    assert weights.shape == (3, 2, 6, 6) and (weights.triu(1) == 0).all()

@@ -21,12 +21,29 @@ def _device_from(value):
 
 
 CASES: list[Bad] = []
-CASES += values("set_seed", "seed", utils.set_seed, ("= 2.5", 2.5), ("= 'a'", "a"), ("= -1", -1),
-                ("= True", True), ("= 2**70", 2**70))  # fmt: skip
-CASES += values("get_device", "COURSE_DEVICE", _device_from, ("= 'gpu9'", "gpu9"),
-                ("= 'cuda:x'", "cuda:x"))  # fmt: skip
-CASES += values("show_source", "obj", utils.show_source, ("a string", "len"), ("a number", 3),
-                ("None", None), ("a builtin", len), ("an instance", object()))  # fmt: skip
+CASES += values(
+    "set_seed",
+    "seed",
+    utils.set_seed,
+    ("= 2.5", 2.5),
+    ("= 'a'", "a"),
+    ("= -1", -1),
+    ("= True", True),
+    ("= 2**70", 2**70),
+)
+CASES += values(
+    "get_device", "COURSE_DEVICE", _device_from, ("= 'gpu9'", "gpu9"), ("= 'cuda:x'", "cuda:x")
+)
+CASES += values(
+    "show_source",
+    "obj",
+    utils.show_source,
+    ("a string", "len"),
+    ("a number", 3),
+    ("None", None),
+    ("a builtin", len),
+    ("an instance", object()),
+)
 
 
 @parametrize_bad(CASES)

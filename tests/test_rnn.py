@@ -481,7 +481,7 @@ def test_samples_follow_the_distribution_and_respect_top_k():
 
 
 def test_sampling_errors():
-    with pytest.raises(ValueError, match="temperature must be a finite number >= 0.0"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number >= 0\.0"):
         rnn.sampling_probs(torch.randn(3), -1.0)
     with pytest.raises(ValueError, match="top_k must be an int in"):
         rnn.sampling_probs(torch.randn(3), 1.0, top_k=0)

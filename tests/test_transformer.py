@@ -653,3 +653,72 @@ def test_vit_shapes_attention_and_position_similarity() -> None:
         ViT(8, 3)
     with pytest.raises(ValueError, match="multiples of patch_size"):
         patchify(torch.rand(1, 1, 7, 8), 2)
+
+
+# ----------------------------------------------------------------------------------------
+# Configs: one place for each model's constants
+# ----------------------------------------------------------------------------------------
+
+
+def test_transformer_defaults_are_the_papers_base_model() -> None:
+    from course_lib.transformer import TransformerConfig
+
+    base = TransformerConfig()
+    # Vaswani et al. 2017, Table 3 ("base") and sections 3.4, 5.4.
+    assert (base.d_model, base.nhead, base.dim_feedforward) == (512, 8, 2048)
+    assert (base.num_encoder_layers, base.num_decoder_layers) == (6, 6)
+    assert base.dropout == 0.1 and base.label_smoothing == 0.1
+    assert base.share_embeddings and base.tie_output and not base.norm_first
+    assert base.src_vocab_size == base.tgt_vocab_size == 37000
+    with torch.device("meta"):
+        model = Transformer()
+    assert model.config == base and model.label_smoothing == 0.1
+    assert model.output.weight is model.source_embedding.weight  # one shared matrix
+
+
+def test_models_round_trip_through_their_configs() -> None:
+    from course_lib.transformer import ClassifierConfig, GPTConfig, TransformerConfig, ViTConfig
+
+    pairs = [
+        (Transformer(11, 11, d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                     dim_feedforward=16), TransformerConfig),
+        (GPT(11, block_size=8, d_model=8, nhead=2, num_layers=1), GPTConfig),
+        (TransformerClassifier(5, 2, 8, d_model=8, nhead=2, num_layers=1), ClassifierConfig),
+        (ViT(8, 2, d_model=8, nhead=2, num_layers=1), ViTConfig),
+    ]  # fmt: skip
+    for model, config_class in pairs:
+        assert isinstance(model.config, config_class)
+        rebuilt = type(model).from_config(model.config)
+        assert rebuilt.config == model.config
+        assert count_parameters(rebuilt) == count_parameters(model)
+    assert GPT(11, d_model=8, nhead=2).config.dim_feedforward == 32  # 4 * d_model (GPT-2)
+
+
+def test_config_errors_name_the_field() -> None:
+    from course_lib.transformer import GPTConfig, TransformerConfig
+
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TransformerConfig(label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"nhead \(3\) must divide d_model \(512\)"):
+        TransformerConfig(nhead=3)
+    with pytest.raises(TypeError, match="vocab_size must be an int"):
+        GPTConfig(vocab_size="10")
+    with pytest.raises(ValueError, match="init_std"):
+        GPTConfig(vocab_size=10, init_std=0.0)
+
+
+def test_transformer_generate_with_a_cache_equals_recomputing_the_prefix() -> None:
+    model = _tiny_transformer().eval()
+    with torch.no_grad():
+        model.output.weight.mul_(5)  # clear-cut choices
+    source = torch.randint(3, 20, (4, 6), generator=_seeded(8))
+    lengths = torch.tensor([6, 5, 3, 1])
+    memory, mask = model.encode(source, lengths)
+    tokens = torch.full((4, 1), model.start_id)
+    finished = torch.zeros(4, dtype=torch.bool)
+    for _ in range(6):  # the decoder re-run on the whole prefix, no cache
+        token = model.output(model.decode(tokens, memory, mask)[:, -1]).argmax(-1)
+        token = token.masked_fill(finished, model.pad_id)
+        finished |= token == model.end_id
+        tokens = torch.cat([tokens, token[:, None]], dim=1)
+    assert torch.equal(model.generate(source, lengths, 6), tokens[:, 1:])
