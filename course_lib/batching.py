@@ -143,14 +143,11 @@ def batchify(ids: Tensor, batch_size: int) -> Tensor:
     """Lay a long sequence ``ids`` [N] out as ``batch_size`` parallel streams [B, N // B].
 
     Stream ``b`` is the ``b``-th contiguous slice of the text, so reading the columns left
-    to right reads every stream forward in time; the last ``N mod B`` items are dropped.
+    to right reads every stream forward in time; the last ``N mod B`` items are dropped
+    (all of them when B > N: the streams are then empty).
     """
     check_tensor("ids", ids, "N", dtype="integer")
     batch_size = check_size("batch_size", batch_size)
-    if batch_size > ids.shape[0]:
-        raise ValueError(
-            f"batch_size ({batch_size}) must not exceed the number of ids N = {ids.shape[0]}"
-        )
     length = ids.shape[0] // batch_size
     return ids[: length * batch_size].reshape(batch_size, length)
 

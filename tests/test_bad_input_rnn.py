@@ -234,9 +234,6 @@ CASES += values(
 )
 CASES += int_arg("batchify", "batch_size", lambda v: rnn.batchify(_ids, v))
 CASES += values(
-    "batchify", "batch_size", lambda v: rnn.batchify(_ids, v), ("larger than the text", 101)
-)
-CASES += values(
     "TBPTTChunks",
     "streams",
     lambda v: rnn.TBPTTChunks(v, 4),
