@@ -28,6 +28,7 @@ REPOSITORY_URL = "https://github.com/open-dl-course/dl-course-part2"
 
 _SUBMODULES = (
     "attention",
+    "book",
     "checks",
     "data",
     "detection",
@@ -37,6 +38,7 @@ _SUBMODULES = (
     "train",
     "transformer",
     "utils",
+    "validation",
     "visualization",
 )
 
