@@ -7,7 +7,10 @@ module reads it:
   exits with status 1 when a chapter took longer than the limit or the build was not in full
   mode (``.ci/run`` calls it right after building the book);
 - the quality row "book: chapter execution time" reports the same numbers in
-  ``benchmarks/results/<device>.md`` (it needs a full build first; quick runs skip it).
+  ``benchmarks/results/<device>.md`` (it needs a full build first; quick runs skip it);
+- ``python -m benchmarks.bench_book --cells book/rnn.ipynb [--fast]`` executes one notebook
+  the way the book build does and prints where its time goes, slowest cells first: measure
+  there before cutting anything.
 """
 
 from __future__ import annotations
@@ -82,11 +85,55 @@ def chapter_times(device: torch.device, quick: bool) -> List[Measure]:
     ]
 
 
+def cell_times(notebook: Path, fast: bool = False, top: int = 15) -> List[Dict[str, object]]:
+    """Execute ``notebook`` as the book build does (full mode unless ``fast``) and return
+    ``{"cell", "seconds", "source"}`` for every code cell, slowest first (prints the ``top``)."""
+    import os
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_FAST"}
+    env["COURSE_BOOK_BUILD"] = "1"
+    if fast:
+        env["COURSE_FAST"] = "1"
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=1800, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebook.parent)}})  # fmt: skip
+    times: List[Dict[str, object]] = []
+    original = client.async_execute_cell
+
+    async def timed(cell, index, *args, **kwargs):
+        start = time.perf_counter()
+        result = await original(cell, index, *args, **kwargs)
+        if cell.cell_type == "code":
+            first_line = (cell.source.strip().splitlines() or [""])[0][:70]
+            seconds = time.perf_counter() - start
+            times.append({"cell": index, "seconds": seconds, "source": first_line})
+        return result
+
+    client.async_execute_cell = timed
+    start = time.perf_counter()
+    client.execute(env=env)
+    total = time.perf_counter() - start
+    times.sort(key=lambda row: -float(row["seconds"]))
+    print(f"{notebook}: {total:.1f} s in all ({'fast' if fast else 'full'} mode)")
+    for row in times[:top]:
+        print(f"  {float(row['seconds']):7.1f} s  cell {row['cell']:>3}  {row['source']}")
+    return times
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_book", description=__doc__)
     parser.add_argument("path", nargs="?", type=Path, default=TIMES)
     parser.add_argument("--limit", type=float, default=LIMIT_SECONDS, help="seconds per chapter")
+    parser.add_argument("--cells", type=Path, default=None, help="time the cells of a notebook")
+    parser.add_argument("--fast", action="store_true", help="with --cells: in fast mode")
     args = parser.parse_args(argv)
+    if args.cells is not None:
+        cell_times(args.cells, fast=args.fast)
+        return 0
     problems = report(load_times(args.path), args.limit)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
