@@ -57,9 +57,9 @@ shown for any other number.
 
 Text (``question``, ``answer``, ``feedback``) is plain text in Simplified Chinese: ``<`` and
 ``&`` are shown as typed, a line break is kept, ```code``` becomes code, and ``$...$``
-becomes a formula in the rendered book (Jupyter may show it as raw TeX, so keep formulas
-short or write them in Unicode, as ``√d_k``). A question may add ``"code"``: a snippet shown
-under the question. ``validate_questions`` (run by ``load_quiz`` and by the tests on every
+becomes a formula (in the book; JupyterLab typesets those in questions and answers but shows
+a formula in a feedback as raw TeX, so write feedback formulas in Unicode: ``√d_k``,
+``e⁰ = 1``). A question may add ``"code"``: a snippet shown under the question. ``validate_questions`` (run by ``load_quiz`` and by the tests on every
 shipped file) says which question and which field is wrong.
 
 In a chapter, the quiz is one code cell tagged ``remove-input`` (the book shows the quiz,
@@ -346,10 +346,11 @@ def to_jupyterquiz(questions: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 # ---------------------------------------------------------------------------- rendering
 
-# jupyterquiz typesets formulas with whatever window.MathJax is when it runs, and when it
-# finds MathJax 3 configured but not yet loaded (the book loads it deferred) it fetches
-# another copy from a CDN. So run it once the page's MathJax is ready, or at once when
-# there is none (Jupyter, Colab).
+# jupyterquiz typesets formulas with whatever the global MathJax is: MathJax.typeset (3) or
+# MathJax.Hub (2). The book loads MathJax 3 deferred, and JupyterLab 4 has a MathJax object
+# without typeset; on either, jupyterquiz throws, or fetches a second MathJax from a CDN. So
+# the quiz runs once the page's MathJax is ready (or at once when there is none), and sees
+# MathJax only when it can typeset (a local variable that shadows the global one).
 _WHEN_MATH_READY = """
 function whenMathReady(run, waited) {
   var mathjax = window.MathJax;
@@ -360,6 +361,10 @@ function whenMathReady(run, waited) {
   } else {
     document.addEventListener("DOMContentLoaded", function () { whenMathReady(run, true); });
   }
+}
+function usableMathJax() {
+  var mathjax = window.MathJax;
+  return mathjax && (typeof mathjax.typeset === "function" || mathjax.Hub) ? mathjax : undefined;
 }
 """
 
@@ -427,7 +432,8 @@ def quiz_html(name_or_questions: Questions, shuffle_answers: bool = True) -> str
     div_id = f"courseQuiz{uuid.uuid4().hex[:12]}"
     container, styles, script = _jupyterquiz_parts(questions, div_id, shuffle_answers)
     # Everything jupyterquiz defines stays local to this quiz (several quizzes on a page).
-    body = f"(function () {{\n{_WHEN_MATH_READY}\nwhenMathReady(function () {{\n{script}\n}}, "
+    body = f"(function () {{\n{_WHEN_MATH_READY}\nwhenMathReady(function () {{\n"
+    body += f"var MathJax = usableMathJax();\n{script}\n}}, "
     body += 'document.readyState !== "loading");\n})();'
     body = body.replace("</", "<\\/")
     title = f"<p><strong>{html.escape(quiz['title'])}</strong></p>\n" if quiz["title"] else ""
