@@ -57,13 +57,20 @@ shown for any other number.
 
 Text (``question``, ``answer``, ``feedback``) is plain text in Simplified Chinese: ``<`` and
 ``&`` are shown as typed, a line break is kept, ```code``` becomes code, and ``$...$``
-becomes a formula (in the book; JupyterLab typesets those in questions and answers but shows
-a formula in a feedback as raw TeX, so write feedback formulas in Unicode: ``√d_k``,
-``e⁰ = 1``). A question may add ``"code"``: a snippet shown under the question. ``validate_questions`` (run by ``load_quiz`` and by the tests on every
-shipped file) says which question and which field is wrong.
+becomes a formula. JupyterLab typesets formulas in questions and answers but shows one in a
+feedback as raw TeX: write feedback formulas in Unicode (``√d_k``, ``e⁰ = 1``). A question
+may add ``"code"``, a snippet shown under it; a choice question ``"answer_cols"`` (1-4).
 
-In a chapter, the quiz is one code cell tagged ``remove-input`` (the book shows the quiz,
-not the call)::
+Writing a chapter's quiz: name the file after the chapter (``rnn.json`` for
+``book/rnn.ipynb``); 5-8 questions on the chapter's concepts, not on trivia; each wrong
+choice stands for a real misconception and its feedback says why it fails (a counterexample
+or the rule it breaks), the right one why it holds. Choices are shuffled on each display,
+so never write "以上都对". ``tests/test_quiz.py`` validates every shipped file; to check one
+while writing: ``python -c "from course_lib.quiz import load_quiz; load_quiz('rnn')"``.
+``validate_questions`` says which question, which answer and which field is wrong.
+
+In the chapter, the quiz is one code cell tagged ``remove-input`` (the book shows the quiz,
+not the call; Jupyter and Colab show the one-line call, with no answers in it)::
 
     from course_lib.quiz import show_quiz
 
@@ -78,7 +85,7 @@ import math
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 __all__ = [
     "QUIZ_DIR",
@@ -388,7 +395,9 @@ _COLORS = {
 }
 
 
-def _jupyterquiz_parts(questions: List[Dict[str, Any]], div_id: str, shuffle: bool) -> tuple:
+def _jupyterquiz_parts(
+    questions: List[Dict[str, Any]], div_id: str, shuffle: bool
+) -> Tuple[str, str, str]:
     """The container, styles and script that jupyterquiz's display_quiz would display."""
     try:
         from jupyterquiz.dynamic.loader import load_questions_script
@@ -399,7 +408,10 @@ def _jupyterquiz_parts(questions: List[Dict[str, Any]], div_id: str, shuffle: bo
         ) from error
 
     prefix, static, url = load_questions_script(questions, div_id)
-    container = render_div(div_id, False, shuffle, False, 1_000_000, 700, 10, "left")
+    container = render_div(
+        div_id, shuffle_questions=False, shuffle_answers=shuffle, preserve_responses=False,
+        num=1_000_000, max_width=700, border_radius=10, question_alignment="left",
+    )  # fmt: skip
     styles = build_styles(div_id, _COLORS)
     script = build_script(prefix, static, url, div_id, True)
     return container + "</div>", styles, script.replace("Type numeric answer here:", _NUMBER_PROMPT)
@@ -410,9 +422,7 @@ def _resolve(name_or_questions: Questions) -> Dict[str, Any]:
         return load_quiz(name_or_questions)
     if isinstance(name_or_questions, (list, tuple, dict)):
         content = name_or_questions
-        if isinstance(content, tuple):
-            content = list(content)
-        return _validate_quiz(content, "questions")
+        return _validate_quiz(list(content) if isinstance(content, tuple) else content, "questions")
     raise TypeError(
         "name_or_questions must be a quiz name, a path to a .json file, a list of questions "
         f"or a quiz object, got {type(name_or_questions).__name__}"

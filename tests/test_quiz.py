@@ -12,9 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -66,6 +68,13 @@ def test_the_demo_quiz_has_a_choice_and_a_number_question():
 def test_quiz_names_lists_the_shipped_files():
     assert "exercise_demo" in quiz.quiz_names()
     assert all((quiz.QUIZ_DIR / f"{name}.json").is_file() for name in quiz.quiz_names())
+
+
+def test_the_documented_examples_are_valid_questions():
+    blocks = re.findall(r"::\n\n((?:    .*\n|\n)+)", quiz.__doc__)
+    examples = [json.loads(textwrap.dedent(b)) for b in blocks if '"type"' in b]
+    assert [example["type"] for example in examples] == ["multiple_choice", "numeric"]
+    assert quiz.validate_questions(examples) == examples
 
 
 def _with(question: Dict[str, Any], path: List[Any], value: Any) -> Dict[str, Any]:
@@ -276,11 +285,17 @@ def test_static_page_keeps_the_quiz_without_a_kernel(quiz_book):
 # --------------------------------------------------------------------- in a real browser
 
 
+REQUIRE_BROWSER = os.environ.get("COURSE_REQUIRE_BROWSER") == "1"  # CI: missing is a failure
+
+
 def _chromium() -> str:
     path = os.environ.get("COURSE_CHROMIUM") or shutil.which("chromium")
     path = path or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("no Chromium found (install Debian's chromium or set COURSE_CHROMIUM)")
+        reason = "no Chromium found (install Debian's chromium or set COURSE_CHROMIUM)"
+        if REQUIRE_BROWSER:
+            pytest.fail(reason)
+        pytest.skip(reason)
     return path
 
 
@@ -295,9 +310,12 @@ def quiz_page_url(quiz_book: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    playwright_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright's Python client is not installed"
-    )
+    if REQUIRE_BROWSER:
+        import playwright.sync_api as playwright_api
+    else:
+        playwright_api = pytest.importorskip(
+            "playwright.sync_api", reason="Playwright's Python client is not installed"
+        )
     executable = _chromium()
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
