@@ -34,6 +34,7 @@ _SUBMODULES = (
     "detection",
     "generative",
     "plotting",
+    "quiz",
     "rnn",
     "train",
     "transformer",
