@@ -35,6 +35,8 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
+from tests.quizbrowser import answer_one_question
+
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = (
@@ -172,6 +174,8 @@ STRAY_OUTPUT = re.compile(
     r"Loading widget|<function [\w.<>]+ at 0x|object at 0x[0-9a-f]+|interactive\(children="
     r"|<Figure size \d|<static slider figure|<matplotlib\.\w|\{glue(:\w*)?\}"
 )
+#: Pages that must end with a self-check quiz (the browser answers one question on each).
+QUIZ_PAGES: List[str] = ["exercise_demo"]
 #: A glue role in Markdown: {glue}`name`, {glue:text}`name:.1%`, ...
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`[^`]+`")
 
@@ -296,6 +300,12 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
                  for match in STRAY_OUTPUT.finditer(text)]  # fmt: skip
     if page.locator("article .jupyter-widgets, script[type*='jupyter.widget-view']").count():
         problems.append("a live-widget view (needs a kernel) is on the static page")
+    # The self-check quiz answers: one question answered wrongly (its explanation shows), then
+    # rightly. Every chapter ends with a quiz.
+    name = docname.split("/")[-1]
+    if "show_quiz(" in source["code"] or name in QUIZ_PAGES:
+        problems += answer_one_question(page)
+
     # Every glued number rendered: as many pasted values as glue roles in the Markdown.
     roles = len(GLUE_ROLE.findall(source["markdown"]))
     pasted = page.locator("article .pasted-text, article .pasted-inline").count()
