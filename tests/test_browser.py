@@ -295,7 +295,14 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
                 )
 
     # Nothing a reader should not see: stray reprs, dead-widget placeholders, raw glue roles.
-    text = page.evaluate("() => (document.querySelector('article') || document.body).innerText")
+    # (Code in the prose, e.g. a docstring that shows how to write a glue role, is not output.)
+    text = page.evaluate(
+        """() => { const article = (document.querySelector('article') || document.body)
+                     .cloneNode(true);
+                   article.querySelectorAll('.cell_input, .highlight, pre, code')
+                     .forEach(e => { if (!e.closest('.cell_output')) e.remove(); });
+                   return article.textContent; }"""
+    )
     problems += [f"stray output on the page: {match.group(0)!r}"
                  for match in STRAY_OUTPUT.finditer(text)]  # fmt: skip
     if page.locator("article .jupyter-widgets, script[type*='jupyter.widget-view']").count():
@@ -315,7 +322,11 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
     problems += [f"external request (needs the network): {url}" for url in external]
     if screenshot:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{docname.replace('/', '_')}.png"), full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{docname.replace('/', '_')}.png"),
+            full_page=True,
+            timeout=120000,
+        )
     page.close()
     return problems
 
