@@ -270,10 +270,4 @@ def test_pca_check_accepts_any_sign_of_each_component(monkeypatch, capsys):
     assert checks.check_pca(pca_flipped_signs).status == "passed"
 
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+globals().update(parametrize_proofs(PROOFS))

@@ -393,8 +393,10 @@ def _detach_cases(device: torch.device) -> List[Case]:
     ]
 
 
-def _detach_comparator(expected: Any, actual: Any) -> Optional[Mismatch]:
-    mismatch = compare(expected, actual, atol=0, rtol=0)
+def _detach_comparator(
+    expected: Any, actual: Any, compare: Callable[..., Optional[Mismatch]]
+) -> Optional[Mismatch]:
+    mismatch = compare(expected, actual)
     if mismatch is not None:
         return mismatch
     if expected is not None and type(actual) is not type(expected):

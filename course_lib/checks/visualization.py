@@ -161,11 +161,10 @@ def _align_signs(expected: Any, actual: Any) -> Any:
     )
 
 
-def _pca_comparator(atol: float, rtol: float) -> Callable[[Any, Any], Optional[Mismatch]]:
-    def comparator(expected: Any, actual: Any) -> Optional[Mismatch]:
-        return compare(tuple(expected), _align_signs(expected, actual), atol, rtol)
-
-    return comparator
+def _pca_comparator(
+    expected: Any, actual: Any, compare: Callable[..., Optional[Mismatch]]
+) -> Optional[Mismatch]:
+    return compare(tuple(expected), _align_signs(expected, actual))
 
 
 def _pca_hint(mismatch: Mismatch, case: Case) -> str:
@@ -210,7 +209,7 @@ def check_pca(student_pca: Callable[..., Any]) -> CheckResult:
         atol=atol,
         rtol=rtol,
         hint=_pca_hint,
-        comparator=_pca_comparator(atol, rtol),
+        comparator=_pca_comparator,
     )
 
 
