@@ -43,7 +43,7 @@ __all__ = [
     "safe_hint",
 ]
 
-_FRAMEWORK = {"core", "compare", "guard"}
+_FRAMEWORK = {"core", "compare", "guard", "hints"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _FRAMEWORK:

@@ -205,21 +205,30 @@ def _resolve(dotted: str) -> Optional[Any]:
 
 
 def _codes_of(target: Any) -> List[types.CodeType]:
-    if isinstance(target, type):
+    if isinstance(target, type):  # every method of the class and its own bases (not Module's)
         codes: List[types.CodeType] = []
-        for value in vars(target).values():
-            if isinstance(value, (staticmethod, classmethod)):
-                value = value.__func__
-            if isinstance(value, property):
-                value = value.fget
-            if callable(value):
-                codes += _codes_of(value)
+        for klass in target.__mro__:
+            if klass in (object, nn.Module) or klass.__module__ == "builtins":
+                continue
+            codes += _own_codes(klass)
         return codes
     function = inspect.unwrap(target) if callable(target) else target
     code = getattr(function, "__code__", None)
     if code is None and hasattr(function, "__func__"):
         code = getattr(function.__func__, "__code__", None)
     return [code] if isinstance(code, types.CodeType) else []
+
+
+def _own_codes(klass: type) -> List[types.CodeType]:
+    codes: List[types.CodeType] = []
+    for value in vars(klass).values():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = value.fget
+        if callable(value) and not isinstance(value, type):
+            codes += _codes_of(value)
+    return codes
 
 
 @dataclass
