@@ -73,6 +73,7 @@ class Proof:
     float64_required: bool = False  # a float32-precision answer fails (with the reason)
     hybrid: bool = True  # the "computed in float32" class applies
     also_correct: Sequence[Any] = field(default_factory=list)  # other right answers
+    dtype_map: Optional[Dict[torch.dtype, torch.dtype]] = None  # for the wrong-dtype class
 
     @property
     def name(self) -> str:
@@ -128,14 +129,17 @@ _OTHER_DTYPE = {
 class WrongDtype:
     """The correct answer whose tensor results come back in another dtype."""
 
-    def __init__(self, answer: Callable[..., Any]) -> None:
+    def __init__(
+        self, answer: Callable[..., Any], dtypes: Optional[Dict[torch.dtype, torch.dtype]] = None
+    ) -> None:
         self.answer = answer
+        self.dtypes = dtypes or _OTHER_DTYPE
         self.first: Optional[tuple] = None
         functools.update_wrapper(self, answer)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         def change(tensor: Tensor) -> Tensor:
-            target = _OTHER_DTYPE.get(tensor.dtype, torch.float64)
+            target = self.dtypes.get(tensor.dtype, torch.float64)
             if self.first is None:
                 self.first = (tensor.dtype, target)
             return tensor.detach().to(target)
@@ -317,7 +321,7 @@ def parametrize_proofs(proofs: List[Proof]) -> Dict[str, Callable[..., None]]:
 
     @each
     def test_check_names_a_wrong_dtype(proof: Proof, monkeypatch, capsys) -> None:
-        answer = WrongDtype(proof.correct)
+        answer = WrongDtype(proof.correct, proof.dtype_map)
         result = run(proof.check, answer, monkeypatch)
         printed = capsys.readouterr().out
         if answer.first is None:
@@ -430,7 +434,7 @@ def table() -> str:
         if proof.hybrid:
             verdict = _quiet(proof.check, InFloat32(proof.correct)).status
             hybrid = {"passed": "passes", "failed": "fails (float64)"}.get(verdict, verdict)
-        dtype_answer = WrongDtype(proof.correct)
+        dtype_answer = WrongDtype(proof.correct, proof.dtype_map)
         dtype = _quiet(proof.check, dtype_answer).status
         dtype = "n/a" if dtype_answer.first is None else dtype
         mutating = Mutating(proof.correct)

@@ -636,9 +636,8 @@ def _precision_only(
     if settings.float64_reason or not accepted:
         reason = settings.float64_reason or "这个练习的结果要与参考实现完全一致。"
         mismatch.output, mismatch.expected_output = actual, expected
-        result = _failure(settings, case, device, label, mismatch, settings.tol64)
-        result.message += f"\n   原因：{cause}这个练习需要 float64 的精度，因为{reason}"
-        return result
+        text = f"{cause}这个练习需要 float64 的精度，因为{reason}"
+        return _failure(settings, case, device, label, mismatch, settings.tol64, text)
     if not notes:
         notes.append(f"⚠️ 注意：{cause}结果可以接受，但最好让整个计算保持输入的 dtype。")
     return None
@@ -673,6 +672,7 @@ def _failure(
     label: str,
     mismatch: Mismatch,
     tol: Tuple[float, float],
+    hint_text: Optional[str] = None,
 ) -> CheckResult:
     lines = [
         f"❌ 练习「{settings.exercise}」未通过。",
@@ -693,7 +693,7 @@ def _failure(
             f"   最大绝对误差 {mismatch.max_abs_error:.3g}，最大相对误差 "
             f"{mismatch.max_rel_error:.3g}（容差 atol={tol[0]:g}, rtol={tol[1]:g}）"
         )
-    text = _hint_text(settings, mismatch, case)
+    text = _hint_text(settings, mismatch, case) if hint_text is None else hint_text
     if text:
         lines.append(f"   提示：{text}")
     return CheckResult(settings.exercise, "failed", "\n".join(lines), case.name)
