@@ -193,6 +193,17 @@ class Mutating:
         return result
 
 
+def _to_float32(value: Any) -> Any:
+    """float64 tensors as float32, differentiably (``.to`` keeps the graph), others kept."""
+    if isinstance(value, Tensor):
+        return value.to(torch.float32) if value.dtype == torch.float64 else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_float32(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _to_float32(item) for key, item in value.items()}
+    return cast(value, torch.float32)  # modules: a float32 copy
+
+
 class InFloat32:
     """The correct answer computed in float32, its result returned in the input's dtype."""
 
@@ -201,7 +212,7 @@ class InFloat32:
         functools.update_wrapper(self, answer)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        args32, kwargs32 = cast((args, kwargs), torch.float32)
+        args32, kwargs32 = _to_float32((args, kwargs))
         had_float64 = any(
             isinstance(t, Tensor) and t.dtype == torch.float64
             for t in [*args, *kwargs.values()]

@@ -544,7 +544,7 @@ def _run_case(
             "或者对很大的张量逐个元素做 Python 循环。",
             case.name,
         )
-    if outcome.status == "error":
+    if outcome.status == "error" and not outcome.called:
         error = outcome.error
         text = (
             f"💥 {header}：你的代码在用例 {where}\n   运行时抛出了 {type(error).__name__}：\n\n"
