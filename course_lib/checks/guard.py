@@ -141,9 +141,11 @@ def _watchdog(seconds: float) -> Iterator[None]:
     try:
         yield
     finally:
+        # Once ``done`` is set the timer cannot fire; if it fired just before, the exception
+        # is delivered at the next call below (still inside the caller's ``try``). Clearing
+        # it with SetAsyncExc(NULL) instead would leave CPython 3.11's eval breaker set.
         with lock:
             done[0] = True
-            set_async(ctypes.c_ulong(thread_id), None)  # drop one that was not delivered yet
         timer.cancel()
 
 
@@ -178,9 +180,15 @@ def _full_name(target: Any) -> str:
     qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", "?")
     if isinstance(target, type) or inspect.isfunction(target):
         return f"{module}.{qualname}".lstrip(".")
-    if getattr(target, "__objclass__", None) is Tensor:
+    if _is_tensor_method(target):
         return f"Tensor.{target.__name__}"
     return f"{module or 'torch'}.{qualname}"
+
+
+def _is_tensor_method(target: Any) -> bool:
+    """A C method of Tensor such as ``torch.Tensor.softmax`` (defined on ``TensorBase``)."""
+    owner = getattr(target, "__objclass__", None)
+    return isinstance(owner, type) and owner in Tensor.__mro__
 
 
 def _resolve(dotted: str) -> Optional[Any]:
@@ -245,7 +253,7 @@ class _Watch:
                 target = _resolve(target)
                 if target is None:
                     continue
-            if getattr(target, "__objclass__", None) is Tensor:  # a Tensor method
+            if _is_tensor_method(target):
                 self.methods[target.__name__] = forbidden.name
             elif isinstance(target, types.BuiltinFunctionType):
                 self.builtins[id(target)] = forbidden.name
