@@ -1,9 +1,9 @@
 """Shared machinery proving that every exercise check passes right answers and fails wrong ones.
 
 Each ``tests/test_checks_<topic>.py`` defines ``PROOFS = [Proof(...), ...]`` and calls
-``globals().update(parametrize_proofs(PROOFS))`` to get the standard tests. Besides the hand-written wrong
-answers of a proof, every check is run against adversarial answers derived automatically
-from the proof's correct answer:
+``globals().update(parametrize_proofs(PROOFS))`` to get the standard tests. Besides the
+hand-written wrong answers of a proof, every check is run against adversarial answers
+derived automatically from the proof's correct answer:
 
 ========================  ===============================================================
 class                     the answer, and the verdict it must get
@@ -214,8 +214,7 @@ class InFloat32:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args32, kwargs32 = _to_float32((args, kwargs))
         had_float64 = any(
-            isinstance(t, Tensor) and t.dtype == torch.float64
-            for t in [*args, *kwargs.values()]
+            isinstance(t, Tensor) and t.dtype == torch.float64 for t in [*args, *kwargs.values()]
         ) or any(
             isinstance(m, nn.Module) and any(p.dtype == torch.float64 for p in m.parameters())
             for m in [*args, *kwargs.values()]

@@ -14,8 +14,7 @@ from torch import nn
 
 import tests
 from course_lib import checks
-from course_lib.checks import Case, ExerciseCheckFailed, check_function, compare, forbid
-from course_lib.checks import guard
+from course_lib.checks import Case, ExerciseCheckFailed, check_function, compare, forbid, guard
 from course_lib.checks.compare import format_pair
 
 
@@ -41,8 +40,18 @@ def lenient(monkeypatch):
     [
         (torch.zeros(2), torch.zeros(3), "形状不对", "shape"),
         (torch.zeros(2), [0.0, 0.0], "应返回 Tensor", "type"),
-        (torch.zeros(2), torch.zeros(2, dtype=torch.long), "期望 dtype float32，实际是 int64", "dtype"),
-        (torch.zeros(2, dtype=torch.long), torch.zeros(2), "期望 dtype int64，实际是 float32", "dtype"),
+        (
+            torch.zeros(2),
+            torch.zeros(2, dtype=torch.long),
+            "期望 dtype float32，实际是 int64",
+            "dtype",
+        ),
+        (
+            torch.zeros(2, dtype=torch.long),
+            torch.zeros(2),
+            "期望 dtype int64，实际是 float32",
+            "dtype",
+        ),
         (torch.tensor([0, 2]), torch.tensor([True, False, True]), "实际是 bool", "dtype"),
         (torch.tensor([True, False]), torch.tensor([0, 2]), "期望 dtype bool", "dtype"),
         (torch.zeros(2, dtype=torch.float64), torch.zeros(2), "实际是 float32", "dtype"),
@@ -185,8 +194,10 @@ def test_a_float32_result_for_float64_inputs_is_a_dtype_failure_with_advice(leni
         hint_calls.append(1)
         return "a hint about another mistake"
 
-    result = check_function("exp", lambda x: torch.exp(x.float()), torch.exp, _cases,
-                            atol=1e-12, rtol=1e-12, hint=hint, dtype_hint="（附加说明）")  # fmt: skip
+    result = check_function(
+        "exp", lambda x: torch.exp(x.float()), torch.exp, _cases,
+        atol=1e-12, rtol=1e-12, hint=hint, dtype_hint="（附加说明）",
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert result.status == "failed" and "期望 dtype float64，实际是 float32" in out
     assert "torch.zeros_like" in out and "（附加说明）" in out

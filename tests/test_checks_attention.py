@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from course_lib import attention
 from course_lib.checks import attention as checks

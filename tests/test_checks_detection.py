@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-torchvision = pytest.importorskip("torchvision")
-
 from course_lib import detection
 from course_lib.checks import detection as checks
 from tests.checkproof import Proof, Wrong, parametrize_proofs
+
+torchvision = pytest.importorskip("torchvision")
 
 # ----------------------------------------------------------------------------- IoU
 

@@ -307,7 +307,9 @@ def gan_step_without_detach_but_fresh_fakes(
 
 def gan_step_without_zero_grad(generator, discriminator, g_optimizer, d_optimizer, real, noise):
     fake = generator(noise)
-    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    d_loss = (
+        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    )
     d_loss.backward()
     d_optimizer.step()
     g_loss = F.softplus(-discriminator(fake)).mean()
@@ -319,7 +321,9 @@ def gan_step_without_zero_grad(generator, discriminator, g_optimizer, d_optimize
 def gan_step_updates_d_twice(generator, discriminator, g_optimizer, d_optimizer, real, noise):
     fake = generator(noise)
     d_optimizer.zero_grad()
-    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    d_loss = (
+        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    )
     d_loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad()
@@ -333,7 +337,9 @@ def gan_step_updates_d_twice(generator, discriminator, g_optimizer, d_optimizer,
 def gan_step_saturating(generator, discriminator, g_optimizer, d_optimizer, real, noise):
     fake = generator(noise)
     d_optimizer.zero_grad()
-    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    d_loss = (
+        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
+    )
     d_loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad()
@@ -498,5 +504,6 @@ def test_gan_step_reference_trains_like_the_library_gan(monkeypatch):
         [*generator2.parameters(), *discriminator2.parameters()],
     ):
         torch.testing.assert_close(ours, library, atol=1e-12, rtol=1e-10)
+
 
 globals().update(parametrize_proofs(PROOFS))

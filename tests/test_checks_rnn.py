@@ -266,7 +266,11 @@ def rnn_bptt(x, h0, W_ih, W_hh, b_ih, b_hh, grad_h, carry=True, tanh_of="h_t",
         h = torch.tanh(x_t @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
         states.append(h)
     grad_x = torch.zeros_like(x)
-    grad_W_ih, grad_W_hh, grad_b = torch.zeros_like(W_ih), torch.zeros_like(W_hh), torch.zeros_like(b_ih)
+    grad_W_ih, grad_W_hh, grad_b = (
+        torch.zeros_like(W_ih),
+        torch.zeros_like(W_hh),
+        torch.zeros_like(b_ih),
+    )
     dh = torch.zeros_like(h0)
     for t in reversed(range(len(x))):
         h_prev = states[t - 1] if t > 0 else (h0 if h0_term else torch.zeros_like(h0))
@@ -366,7 +370,9 @@ PROOFS = [
             Wrong(gru_step_bias_outside_reset, "b_hn 也要被重置门"),
             Wrong(gru_step_gate_order_zrn, "按 r, z, n 切分"),
         ],
-        delegate=lambda x, h, W_ih, W_hh, b_ih, b_hh: rnn.gru_step(x @ W_ih.T + b_ih, h, W_hh, b_hh),
+        delegate=lambda x, h, W_ih, W_hh, b_ih, b_hh: rnn.gru_step(
+            x @ W_ih.T + b_ih, h, W_hh, b_hh
+        ),
     ),
     Proof(
         checks.check_batchify,

@@ -493,7 +493,11 @@ def _encoding_variant(
     def encode(length: int, dim: int) -> Tensor:  # a known mistake
         position = torch.arange(first, first + length, dtype=torch.float64)[:, None]
         columns = torch.arange(dim, dtype=torch.float64)
-        pair = 2 * (columns // 2) if exponent == "2i" else (columns // 2 if exponent == "i" else columns)
+        pair = (
+            2 * (columns // 2)
+            if exponent == "2i"
+            else (columns // 2 if exponent == "i" else columns)
+        )
         angle = position / 10000 ** (pair / max(dim, 1))
         if layout == "halves":
             half = (dim + 1) // 2
@@ -511,7 +515,8 @@ def _encoding_variant(
 _ENCODING_MISTAKES: Mistakes = {
     "halves": (
         _encoding_variant(layout="halves"),
-        "sin 和 cos 是交错排列的：第 2i 列是 sin，第 2i+1 列是 cos（用 pe[:, 0::2] 和 pe[:, 1::2]），"
+        "sin 和 cos 是交错排列的：第 2i 列是 sin，第 2i+1 列是 cos"
+        "（用 pe[:, 0::2] 和 pe[:, 1::2]），"
         "不是前一半 sin、后一半 cos。",
     ),
     "cos first": (
@@ -543,7 +548,7 @@ def _encoding_hint(mismatch: Mismatch, case: Case) -> str:
 
 
 def _encoding_error_hint(error: BaseException, case: Case) -> str:
-    length, dim = case.args
+    _, dim = case.args
     if dim % 2 == 1 and isinstance(error, RuntimeError):
         return (
             f"dim = {dim} 是奇数：sin 占 {(dim + 1) // 2} 列（0, 2, …），cos 只占 {dim // 2} 列，"

@@ -76,8 +76,9 @@ def dtype_advice(expected: torch.dtype, actual: torch.dtype) -> str:
     if want == "float" and got == "float":
         if expected == torch.float64:
             return (
-                "输入是 float64，结果也应是 float64。常见原因：torch.tensor(...)、torch.zeros(...)、"
-                "torch.ones(...)、torch.arange(...) 不指定 dtype 时得到 float32，或者调用了 .float()。"
+                "输入是 float64，结果也应是 float64。常见原因：torch.tensor(...)、"
+                "torch.zeros(...)、torch.ones(...)、torch.arange(...) 不指定 dtype 时得到 "
+                "float32，或者调用了 .float()。"
                 "用 torch.zeros_like(x)、x.new_zeros(...) 或 dtype=x.dtype 让结果跟随输入的 dtype。"
             )
         return (
@@ -97,7 +98,9 @@ def dtype_advice(expected: torch.dtype, actual: torch.dtype) -> str:
             "不要转成浮点，用 torch.tensor(..., dtype=torch.long) 新建。"
         )
     if want == "bool":
-        return "应返回布尔张量（True/False）：比较运算（如 iou >= t）的结果就是 bool，或者用 .bool()。"
+        return (
+            "应返回布尔张量（True/False）：比较运算（如 iou >= t）的结果就是 bool，或者用 .bool()。"
+        )
     if want == "float":
         return (
             f"应返回浮点张量（{_name(expected)}）：整数或布尔张量参与除法、softmax 等运算前先 "
@@ -193,7 +196,11 @@ def _compare_tensor(
 ) -> Optional[Mismatch]:
     if not isinstance(actual, Tensor):
         return Mismatch(
-            where, f"应返回 Tensor，实际返回了 {type(actual).__name__}", expected, actual, kind="type"
+            where,
+            f"应返回 Tensor，实际返回了 {type(actual).__name__}",
+            expected,
+            actual,
+            kind="type",
         )
     if actual.device.type != expected.device.type:
         return Mismatch(
@@ -344,8 +351,9 @@ def compare(
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         if type(actual) is not type(expected) or actual != expected:
             kind = "type" if type(actual) is not type(expected) else "value"
-            return Mismatch(where, f"期望 {expected!r}，实际 {_short(actual)}", expected, actual,
-                            kind=kind)  # fmt: skip
+            return Mismatch(
+                where, f"期望 {expected!r}，实际 {_short(actual)}", expected, actual, kind=kind
+            )
         return None
     if isinstance(expected, (int, float)):
         return _compare_number(expected, actual, tol, float32_tolerance, where)

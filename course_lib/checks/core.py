@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +94,7 @@ _CHECKS_DIR = Path(__file__).resolve().parent
 _STRICT_ENVS = ("COURSE_STRICT_CHECKS", "COURSE_BOOK_BUILD")
 
 #: Every check function, by qualified name (filled by ``@exercise_check``).
-_REGISTRY: Dict[str, Callable[..., "CheckResult"]] = {}
+_REGISTRY: Dict[str, Callable[..., CheckResult]] = {}
 
 Hint = Union[str, Callable[[Mismatch, "Case"], str]]
 Comparator = Callable[[Any, Any, Callable[..., Optional[Mismatch]]], Optional[Mismatch]]
@@ -371,9 +370,7 @@ class _Settings:
 
     def compare(self, expected: Any, actual: Any, tol: Tuple[float, float]) -> Optional[Mismatch]:
         def configured(exp: Any, act: Any, where: str = "输出") -> Optional[Mismatch]:
-            return compare(
-                exp, act, *tol, where, float32_tolerance=self.tol32, dtypes=self.dtypes
-            )
+            return compare(exp, act, *tol, where, float32_tolerance=self.tol32, dtypes=self.dtypes)
 
         try:
             if self.comparator is not None:
@@ -440,9 +437,16 @@ def check_function(
         error_hint=error_hint,
     )
     result = _evaluate(
-        settings, student, reference, cases, devices or _devices(), float32, forbidden,
-        mutable, time_limit_seconds(time_limit),
-    )  # fmt: skip
+        settings,
+        student,
+        reference,
+        cases,
+        devices or _devices(),
+        float32,
+        forbidden,
+        mutable,
+        time_limit_seconds(time_limit),
+    )
     result.forbidden = [item.name for item in forbidden]
     return _emit(result)
 
@@ -464,7 +468,8 @@ def _evaluate(
         return CheckResult(
             exercise,
             "error",
-            f"❌ {header}：传给检查的应当是你的函数（或类），实际传入的是 {type(student).__name__}。",
+            f"❌ {header}：传给检查的应当是你的函数（或类），"
+            f"实际传入的是 {type(student).__name__}。",
         )
     total, notes, labels = 0, [], []
     try:
@@ -475,9 +480,17 @@ def _evaluate(
                 for case in case_list:
                     total += 1
                     verdict = _run_case(
-                        settings, student, reference, case, device, label, forbidden,
-                        mutable, limit, notes,
-                    )  # fmt: skip
+                        settings,
+                        student,
+                        reference,
+                        case,
+                        device,
+                        label,
+                        forbidden,
+                        mutable,
+                        limit,
+                        notes,
+                    )
                     if verdict is not None:
                         verdict.dtypes = labels
                         return verdict
@@ -576,8 +589,9 @@ def _run_case(
             case.name,
         )
     actual = outcome.value
-    mismatch = settings.compare(expected, actual, settings.tol64 if label != "float32" else
-                                settings.tol32)  # fmt: skip
+    mismatch = settings.compare(
+        expected, actual, settings.tol64 if label != "float32" else settings.tol32
+    )
     if mismatch is not None and label == "float64" and mismatch.kind == "value":
         probe = (max(settings.tol32[0], 1e-5), max(settings.tol32[1], 1e-4))
         if settings.compare(expected, actual, probe) is None:  # right to float32 precision
@@ -599,7 +613,10 @@ def _mutation_hint(modified: str) -> str:
             "先 model.eval()，用完再恢复原来的模式（model.train(was_training)）。"
         )
     if "训练/评估模式" in modified:
-        return "调用 model.eval() 之前记下 was_training = model.training，用完后 model.train(was_training)。"
+        return (
+            "调用 model.eval() 之前记下 was_training = model.training，"
+            "用完后 model.train(was_training)。"
+        )
     return (
         "x.sub_(...)、x.mul_(...)、x += ...、x[...] = ... 都会直接改写输入；"
         "先 y = x.clone() 再改 y，或者用不带下划线的运算（x - m 而不是 x.sub_(m)）。"

@@ -753,8 +753,9 @@ def _greedy_match(
         if rule == "voc":  # the best box overall; a false positive if it is taken
             values = iou[d]
             best = max(range(len(values)), key=lambda g: (values[g], g)) if values else -1
-            good = best >= 0 and (values[best] >= iou_threshold if compare == ">=" else
-                                  values[best] > iou_threshold)  # fmt: skip
+            good = best >= 0 and (
+                values[best] >= iou_threshold if compare == ">=" else values[best] > iou_threshold
+            )
             if not good or taken[best]:
                 best = -1
         if best >= 0:
@@ -772,9 +773,16 @@ def _crowd(seed: int, device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
     """6 overlapping objects and 20 jittered detections of them (and of nothing)."""
     generator = torch.Generator().manual_seed(seed)
     objects = torch.tensor(
-        [[10, 10, 30, 30], [18, 12, 38, 32], [14, 20, 34, 40], [40, 40, 60, 55],
-         [44, 42, 64, 58], [5, 45, 20, 60]], dtype=torch.float64,
-    )  # fmt: skip
+        [
+            [10, 10, 30, 30],
+            [18, 12, 38, 32],
+            [14, 20, 34, 40],
+            [40, 40, 60, 55],
+            [44, 42, 64, 58],
+            [5, 45, 20, 60],
+        ],
+        dtype=torch.float64,
+    )
     pick = torch.randint(0, 6, (20,), generator=generator)
     boxes = objects[pick] + torch.randn(20, 4, generator=generator, dtype=torch.float64) * 3
     boxes[:, 2:] = torch.max(boxes[:, 2:], boxes[:, :2] + 2)
@@ -901,7 +909,7 @@ def _bilinear(features: Tensor, y: float, x: float, mode: str = "bilinear",
         return features.new_zeros(channels)
     y, x = max(y, 0.0), max(x, 0.0)
     if mode == "nearest":
-        row, col = min(int(round(y)), height - 1), min(int(round(x)), width - 1)
+        row, col = min(round(y), height - 1), min(round(x), width - 1)
         return features[:, row, col]
     y_low, x_low = int(y), int(x)
     if y_low >= height - 1:
@@ -917,9 +925,11 @@ def _bilinear(features: Tensor, y: float, x: float, mode: str = "bilinear",
     ly, lx = y - y_low, x - x_low
     hy, hx = 1.0 - ly, 1.0 - lx
     return (
-        hy * hx * features[:, y_low, x_low] + hy * lx * features[:, y_low, x_high]
-        + ly * hx * features[:, y_high, x_low] + ly * lx * features[:, y_high, x_high]
-    )  # fmt: skip
+        hy * hx * features[:, y_low, x_low]
+        + hy * lx * features[:, y_low, x_high]
+        + ly * hx * features[:, y_high, x_low]
+        + ly * lx * features[:, y_high, x_high]
+    )
 
 
 def _roi_align_loop(
@@ -1023,11 +1033,13 @@ _ROI_ALIGN_MISTAKES: Mistakes = {
     ),
     "floor grid": (
         lambda f, b, k, s, r, a: _roi_align_loop(f, b, k, s, r, a, grid="floor"),
-        "sampling_ratio <= 0 时每个格子的采样点数是 ceil(区域高 / P) × ceil(区域宽 / Q)（向上取整）。",
+        "sampling_ratio <= 0 时每个格子的采样点数是 ceil(区域高 / P) × ceil(区域宽 / Q)"
+        "（向上取整）。",
     ),
     "corners": (
         lambda f, b, k, s, r, a: _roi_align_loop(f, b, k, s, r, a, at="corner"),
-        "采样点在每个小块的中心：y = y1 + i * bin_h + (iy + 0.5) * bin_h / grid_h，不是小块的角上。",
+        "采样点在每个小块的中心：y = y1 + i * bin_h + (iy + 0.5) * bin_h / grid_h，"
+        "不是小块的角上。",
     ),
     "max": (
         lambda f, b, k, s, r, a: _roi_align_loop(f, b, k, s, r, a, reduce="max"),
@@ -1077,7 +1089,10 @@ def check_roi_align_one(student_roi_align_one: Callable[..., Tensor]) -> CheckRe
         ),
         forbidden=[
             forbid(detection.roi_align, detection.roi_pool),
-            forbid("torchvision.ops.roi_align", "torchvision.ops.RoIAlign",
-                   "torchvision.ops.ps_roi_align"),  # fmt: skip
+            forbid(
+                "torchvision.ops.roi_align",
+                "torchvision.ops.RoIAlign",
+                "torchvision.ops.ps_roi_align",
+            ),
         ],
     )

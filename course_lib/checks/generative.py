@@ -171,9 +171,13 @@ def check_reparameterize(
     """
     if not callable(student_reparameterize):
         return check_function(
-            "重参数化技巧", student_reparameterize, _reparameterize_reference,
-            _reparameterize_cases, atol=1e-12, rtol=1e-10,
-        )  # fmt: skip
+            "重参数化技巧",
+            student_reparameterize,
+            _reparameterize_reference,
+            _reparameterize_cases,
+            atol=1e-12,
+            rtol=1e-10,
+        )
     return check_function(
         "重参数化技巧",
         _with_gradients(student_reparameterize),
@@ -245,7 +249,9 @@ def check_kl_divergence(student_kl: Callable[[Tensor, Tensor], Tensor]) -> Check
         hint=_kl_hint,
         forbidden=[
             forbid(generative.kl_divergence),
-            forbid("torch.distributions.kl.kl_divergence", name="torch.distributions.kl_divergence"),
+            forbid(
+                "torch.distributions.kl.kl_divergence", name="torch.distributions.kl_divergence"
+            ),
         ],
     )
 
@@ -375,9 +381,13 @@ def _elbo_cases(device: torch.device) -> List[Case]:
     confident_x = binary(2, 1, 8, 8, seed=50)
     confident = Case(
         "a confident decoder (logits ±40, matching x)",
-        (confident_x, 40.0 * (2 * confident_x - 1), randn(2, 4, seed=51, device=device),
-         randn(2, 4, seed=52, device=device)),
-    )  # fmt: skip
+        (
+            confident_x,
+            40.0 * (2 * confident_x - 1),
+            randn(2, 4, seed=51, device=device),
+            randn(2, 4, seed=52, device=device),
+        ),
+    )
     return [
         case("4 images [1, 8, 8], Z = 3", 4, (1, 8, 8), 3, seed=0),
         case("one image, Z = 2", 1, (1, 8, 8), 2, seed=10),
@@ -486,9 +496,11 @@ def _elbo_with_gradients(function: Callable[..., Any]) -> Callable[..., Any]:
         grads: List[Optional[Tensor]] = [None] * len(named)
         if value.requires_grad:
             try:
-                grads = list(torch.autograd.grad(
-                    (value * weight).sum(), [p for _, p in named], allow_unused=True
-                ))  # fmt: skip
+                grads = list(
+                    torch.autograd.grad(
+                        (value * weight).sum(), [p for _, p in named], allow_unused=True
+                    )
+                )
             except RuntimeError as error:  # e.g. an input changed in place after use
                 return {"elbo": value.detach(), "参数的梯度": f"无法计算：{error}"}
         return {
@@ -550,7 +562,8 @@ def _vae_variant(
 _VAE_MISTAKES: Mistakes = {
     "decoder sees mu": (
         _vae_variant(sample="mean"),
-        "解码器的输入应当是采样出来的 z = mu + sigma * eps，而不是 mu 本身（那样就成了普通的自编码器）。",
+        "解码器的输入应当是采样出来的 z = mu + sigma * eps，而不是 mu 本身"
+        "（那样就成了普通的自编码器）。",
     ),
     "sigma = exp(logvar)": (
         _vae_variant(sigma="full"),
@@ -620,8 +633,9 @@ def check_vae_elbo(student_vae_elbo: Callable[..., Tensor]) -> CheckResult:
     """
     name = "VAE 的 ELBO：编码、重参数化采样、解码"
     if not callable(student_vae_elbo):
-        return check_function(name, student_vae_elbo, _vae_elbo_reference, _vae_cases,
-                              atol=1e-10, rtol=1e-8)  # fmt: skip
+        return check_function(
+            name, student_vae_elbo, _vae_elbo_reference, _vae_cases, atol=1e-10, rtol=1e-8
+        )
     return check_function(
         name,
         _elbo_with_gradients(student_vae_elbo),
@@ -704,8 +718,9 @@ def _gan_cases(device: torch.device, dtype: torch.dtype) -> List[Case]:
                 discriminator.net[-1].bias.fill_(50.0)
         for index, parameter in enumerate([*generator.parameters(), *discriminator.parameters()]):
             # Gradients left over from a previous step: each step must start from zero.
-            parameter.grad = randn(*parameter.shape, seed=seed + 100 + index, device=device,
-                                   dtype=dtype)  # fmt: skip
+            parameter.grad = randn(
+                *parameter.shape, seed=seed + 100 + index, device=device, dtype=dtype
+            )
         if optimizer == "sgd":
             g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
             d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
@@ -723,8 +738,14 @@ def _gan_cases(device: torch.device, dtype: torch.dtype) -> List[Case]:
         case("SGD (lr 0.1), 8 real and 8 fake", "sgd", 8, 8, seed=80),
         case("Adam (betas 0.5, 0.999), 6 real and 4 fake", "adam", 6, 4, seed=81),
         case("SGD with momentum, one real and one fake", "momentum", 1, 1, seed=82),
-        case("a discriminator fooled with confidence (logits about +50)", "sgd", 5, 5, seed=83,
-             confident=True),  # fmt: skip
+        case(
+            "a discriminator fooled with confidence (logits about +50)",
+            "sgd",
+            5,
+            5,
+            seed=83,
+            confident=True,
+        ),
     ]
 
 
@@ -775,7 +796,8 @@ def _gan_variant(
 _GAN_MISTAKES: Mistakes = {
     "no zero_grad": (
         _gan_variant(zero="never"),
-        "梯度会累加：每次 backward 之前都要清零（d_optimizer.zero_grad()、g_optimizer.zero_grad()），"
+        "梯度会累加：每次 backward 之前都要清零"
+        "（d_optimizer.zero_grad()、g_optimizer.zero_grad()），"
         "否则上一步留下的梯度也被用来更新。",
     ),
     "not detached, zeroed once": (
@@ -810,11 +832,12 @@ def _gan_hint(mismatch: Mismatch, case: Case) -> str:
     if isinstance(actual, dict):
         returned = actual.get("返回的 (d_loss, g_loss)")
         if isinstance(returned, (tuple, list)) and any(
-            isinstance(v, float) and v != v or isinstance(v, Tensor) and not v.isfinite().all()
+            (isinstance(v, float) and v != v) or (isinstance(v, Tensor) and not v.isfinite().all())
             for v in returned
         ):
             return (
-                "损失是 inf 或 NaN：判别器很自信时 sigmoid(50) 在浮点数里等于 1，log(1 - 1) = -inf。"
+                "损失是 inf 或 NaN：判别器很自信时 sigmoid(50) 在浮点数里等于 1，"
+                "log(1 - 1) = -inf。"
                 "用 softplus 或 F.binary_cross_entropy_with_logits 直接从 logits 计算。"
             )
         for wrong, text in _GAN_MISTAKES.values():
@@ -871,8 +894,9 @@ def check_gan_step(student_gan_step: GanStep) -> CheckResult:
     """
     name = "GAN 的一步训练（两个优化器）"
     if not callable(student_gan_step):
-        return check_function(name, student_gan_step, _gan_step_reference, _gan_cases,
-                              atol=1e-10, rtol=1e-8)  # fmt: skip
+        return check_function(
+            name, student_gan_step, _gan_step_reference, _gan_cases, atol=1e-10, rtol=1e-8
+        )
     return check_function(
         name,
         _observed(student_gan_step),

@@ -31,7 +31,7 @@ import time
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -454,5 +454,3 @@ def argument_names(function: Callable[..., Any], count: int) -> List[str]:
         else:
             names.append(f"第 {index + 1} 个参数")
     return names
-
-

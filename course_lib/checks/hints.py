@@ -46,7 +46,9 @@ def same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, (tuple, list)) and isinstance(actual, (tuple, list)):
         return len(expected) == len(actual) and all(map(same, expected, actual))
     if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(same(expected[k], actual[k]) for k in expected)
+        return expected.keys() == actual.keys() and all(
+            same(expected[k], actual[k]) for k in expected
+        )
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float, Tensor)):

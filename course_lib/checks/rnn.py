@@ -31,13 +31,20 @@ from course_lib.checks.hints import Mistakes, diagnose
 _diagnose = diagnose
 
 _NO_CELLS = [
-    forbid(torch.rnn_tanh_cell, torch.rnn_relu_cell, name="torch.rnn_tanh_cell（nn.RNNCell 的内核）"),
+    forbid(
+        torch.rnn_tanh_cell, torch.rnn_relu_cell, name="torch.rnn_tanh_cell（nn.RNNCell 的内核）"
+    ),
     forbid(torch.lstm_cell, name="torch.lstm_cell（nn.LSTMCell 的内核）"),
     forbid(torch.gru_cell, name="torch.gru_cell（nn.GRUCell 的内核）"),
     forbid(
-        nn.RNN, nn.LSTM, nn.GRU, nn.RNNCell, nn.LSTMCell, nn.GRUCell,
+        nn.RNN,
+        nn.LSTM,
+        nn.GRU,
+        nn.RNNCell,
+        nn.LSTMCell,
+        nn.GRUCell,
         name="torch.nn 的循环层（nn.RNN、nn.LSTMCell 等）",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -452,8 +459,9 @@ def _sampling_cases(device: torch.device) -> List[Case]:
     logits = randn(3, 7, seed=400, device=device)
     ties = torch.tensor(
         [[2.0, 1.0, 2.0, 0.5, 1.0, -1.0], [0.0, 0.0, 0.0, 0.0, 3.0, 0.0]],
-        dtype=torch.float64, device=device,
-    )  # fmt: skip
+        dtype=torch.float64,
+        device=device,
+    )
     return [
         Case("temperature 1", (logits, 1.0)),
         Case("temperature 0.5 (sharper)", (logits, 0.5)),
@@ -479,9 +487,7 @@ def _masked_top_k(logits: Tensor, top_k: Optional[int]) -> Tensor:
     return logits
 
 
-def _sampling_reference(
-    logits: Tensor, temperature: float, top_k: Optional[int] = None
-) -> Tensor:
+def _sampling_reference(logits: Tensor, temperature: float, top_k: Optional[int] = None) -> Tensor:
     """``rnn.sampling_probs``, except that at temperature 0 tied maxima share the mass.
 
     The limit of softmax(l / T) as T -> 0 is uniform over the arg-max set; the library
@@ -687,7 +693,8 @@ _BPTT_MISTAKES: Mistakes = {
     ),
     "W_hh gradient transposed": (
         lambda *args: _bptt_by_hand(*args, transpose_w_hh=True),
-        "grad_W_hh 的形状与 W_hh 相同 [H_out, H_in]：累加 da_t^T @ h_{t-1}（不是 h_{t-1}^T @ da_t）。",
+        "grad_W_hh 的形状与 W_hh 相同 [H_out, H_in]：累加 da_t^T @ h_{t-1}"
+        "（不是 h_{t-1}^T @ da_t）。",
     ),
     "back through W_hh^T": (
         lambda *args: _bptt_by_hand(*args, back_through="W_hh^T"),
@@ -711,7 +718,8 @@ def _bptt_hint(mismatch: Mismatch, case: Case) -> str:
     return diagnose(
         _BPTT_MISTAKES,
         "从 t = T 往回：dh = grad_h[t] + dh_next；da = dh ⊙ (1 - h_t²)；grad_x[t] = da @ W_ih；"
-        "grad_W_ih += da^T @ x_t；grad_W_hh += da^T @ h_{t-1}；grad_b_ih、grad_b_hh += da 按批求和；"
+        "grad_W_ih += da^T @ x_t；grad_W_hh += da^T @ h_{t-1}；"
+        "grad_b_ih、grad_b_hh += da 按批求和；"
         "dh_next = da @ W_hh。最后 grad_h0 = dh_next。",
     )(mismatch, case)
 

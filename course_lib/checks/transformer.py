@@ -279,8 +279,12 @@ def check_parameter_count(student_count: Callable[..., int]) -> CheckResult:
         devices=[torch.device("cpu")],  # no tensors involved
         forbidden=[
             forbid(Transformer, count_parameters, transformer.parameter_table),
-            forbid(nn.Transformer, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
-                   name="torch.nn.Transformer"),  # fmt: skip
+            forbid(
+                nn.Transformer,
+                nn.TransformerEncoderLayer,
+                nn.TransformerDecoderLayer,
+                name="torch.nn.Transformer",
+            ),
         ],
     )
 

@@ -379,8 +379,12 @@ def check_tsne_gradient(student_gradient: Callable[[Tensor, Tensor], Tensor]) ->
         hint=_gradient_hint,
         forbidden=[
             forbid(V.tsne_gradient, V.tsne_kl_divergence, V.tsne),
-            forbid(torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
-                   name="autograd（.backward() / torch.autograd.grad）"),  # fmt: skip
+            forbid(
+                torch.autograd.grad,
+                torch.autograd.backward,
+                torch.Tensor.backward,
+                name="autograd（.backward() / torch.autograd.grad）",
+            ),
         ],
     )
 
