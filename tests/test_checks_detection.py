@@ -302,7 +302,7 @@ def nms_int32(boxes, scores, iou_threshold):
 # ----------------------------------------------------------------------------- matching
 
 
-def match_student(boxes, scores, gt_boxes, iou_threshold):
+def match_student(boxes, scores, gt_boxes, iou_threshold, later_of_equal_ious=True):
     order = torch.sort(scores, descending=True, stable=True).indices
     iou = iou_student(boxes, gt_boxes)
     taken = torch.zeros(len(gt_boxes), dtype=torch.bool, device=boxes.device)
@@ -311,7 +311,10 @@ def match_student(boxes, scores, gt_boxes, iou_threshold):
         candidates = iou[d].masked_fill(taken, -1.0)
         if candidates.numel() == 0:
             continue
-        best = len(candidates) - 1 - int(candidates.flip(0).argmax())  # the later of equal IoUs
+        if later_of_equal_ious:  # pycocotools' rule
+            best = len(candidates) - 1 - int(candidates.flip(0).argmax())
+        else:
+            best = int(candidates.argmax())
         if candidates[best] >= iou_threshold:
             matched[d] = True
             taken[best] = True
@@ -348,15 +351,7 @@ def match_strictly_greater(boxes, scores, gt_boxes, iou_threshold):
 
 
 def match_first_of_equal_ious(boxes, scores, gt_boxes, iou_threshold):
-    order = torch.sort(scores, descending=True, stable=True).indices
-    iou = iou_student(boxes, gt_boxes)
-    taken = torch.zeros(len(gt_boxes), dtype=torch.bool, device=boxes.device)
-    matched = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
-    for d in order.tolist():
-        candidates = iou[d].masked_fill(taken, -1.0)
-        if candidates.numel() and candidates.max() >= iou_threshold:
-            matched[d] = taken[int(candidates.argmax())] = True
-    return matched
+    return match_student(boxes, scores, gt_boxes, iou_threshold, later_of_equal_ious=False)
 
 
 def match_returns_indices(boxes, scores, gt_boxes, iou_threshold):

@@ -231,17 +231,33 @@ def vae_elbo_by_library(encoder, decoder, x, eps):
 # ------------------------------------------------------------------------- GAN step
 
 
-def gan_step(generator, discriminator, g_optimizer, d_optimizer, real, noise):
+def gan_step(generator, discriminator, g_optimizer, d_optimizer, real, noise, detach=True,
+             zero_grad=True, extra_d_step=False, saturating=False, naive_logs=False):  # fmt: skip
+    """One step, written as a student would; the keywords switch on the classic mistakes."""
     fake = generator(noise)
-    d_optimizer.zero_grad()
-    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
-    d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if zero_grad:
+        d_optimizer.zero_grad()
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach() if detach else fake)
+    if naive_logs:
+        d_loss = (-torch.log(torch.sigmoid(real_logits)).mean()
+                  - torch.log(1 - torch.sigmoid(fake_logits)).mean())  # fmt: skip
+    else:
+        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     d_loss.backward()
     d_optimizer.step()
-    g_optimizer.zero_grad()
-    g_loss = F.softplus(-discriminator(fake)).mean()
+    if zero_grad:
+        g_optimizer.zero_grad()
+    logits = discriminator(fake)
+    if saturating:
+        g_loss = -F.softplus(logits).mean()
+    elif naive_logs:
+        g_loss = -torch.log(torch.sigmoid(logits)).mean()
+    else:
+        g_loss = F.softplus(-logits).mean()
     g_loss.backward()
     g_optimizer.step()
+    if extra_d_step:
+        d_optimizer.step()
     return d_loss.item(), g_loss.item()
 
 
@@ -262,17 +278,8 @@ def gan_step_with_library_losses_and_fresh_fakes(
     return d_loss, g_loss
 
 
-def gan_step_without_detach(generator, discriminator, g_optimizer, d_optimizer, real, noise):
-    fake = generator(noise)
-    d_optimizer.zero_grad()
-    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake)).mean()
-    d_loss.backward()
-    d_optimizer.step()
-    g_optimizer.zero_grad()
-    g_loss = F.softplus(-discriminator(fake)).mean()
-    g_loss.backward()  # fails: the D step's backward freed the generator's graph
-    g_optimizer.step()
-    return d_loss.item(), g_loss.item()
+def gan_step_without_detach(*args):
+    return gan_step(*args, detach=False)  # the D step's backward frees the generator's graph
 
 
 def gan_step_without_detach_zeroing_first(
@@ -294,8 +301,8 @@ def gan_step_without_detach_but_fresh_fakes(
     generator, discriminator, g_optimizer, d_optimizer, real, noise
 ):
     d_optimizer.zero_grad()
-    d_loss = (F.softplus(-discriminator(real)).mean()
-              + F.softplus(discriminator(generator(noise))).mean())  # fmt: skip
+    fake_logits = discriminator(generator(noise))
+    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(fake_logits).mean()
     d_loss.backward()
     d_optimizer.step()
     g_optimizer.zero_grad()
@@ -305,62 +312,20 @@ def gan_step_without_detach_but_fresh_fakes(
     return d_loss.item(), g_loss.item()
 
 
-def gan_step_without_zero_grad(generator, discriminator, g_optimizer, d_optimizer, real, noise):
-    fake = generator(noise)
-    d_loss = (
-        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
-    )
-    d_loss.backward()
-    d_optimizer.step()
-    g_loss = F.softplus(-discriminator(fake)).mean()
-    g_loss.backward()
-    g_optimizer.step()
-    return d_loss.item(), g_loss.item()
+def gan_step_without_zero_grad(*args):
+    return gan_step(*args, zero_grad=False)
 
 
-def gan_step_updates_d_twice(generator, discriminator, g_optimizer, d_optimizer, real, noise):
-    fake = generator(noise)
-    d_optimizer.zero_grad()
-    d_loss = (
-        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
-    )
-    d_loss.backward()
-    d_optimizer.step()
-    g_optimizer.zero_grad()
-    g_loss = F.softplus(-discriminator(fake)).mean()
-    g_loss.backward()
-    g_optimizer.step()
-    d_optimizer.step()
-    return d_loss.item(), g_loss.item()
+def gan_step_updates_d_twice(*args):
+    return gan_step(*args, extra_d_step=True)
 
 
-def gan_step_saturating(generator, discriminator, g_optimizer, d_optimizer, real, noise):
-    fake = generator(noise)
-    d_optimizer.zero_grad()
-    d_loss = (
-        F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake.detach())).mean()
-    )
-    d_loss.backward()
-    d_optimizer.step()
-    g_optimizer.zero_grad()
-    g_loss = -F.softplus(discriminator(fake)).mean()
-    g_loss.backward()
-    g_optimizer.step()
-    return d_loss.item(), g_loss.item()
+def gan_step_saturating(*args):
+    return gan_step(*args, saturating=True)
 
 
-def gan_step_naive_logs(generator, discriminator, g_optimizer, d_optimizer, real, noise):
-    fake = generator(noise)
-    d_optimizer.zero_grad()
-    d_real, d_fake = torch.sigmoid(discriminator(real)), torch.sigmoid(discriminator(fake.detach()))
-    d_loss = -torch.log(d_real).mean() - torch.log(1 - d_fake).mean()
-    d_loss.backward()
-    d_optimizer.step()
-    g_optimizer.zero_grad()
-    g_loss = -torch.log(torch.sigmoid(discriminator(fake))).mean()
-    g_loss.backward()
-    g_optimizer.step()
-    return d_loss.item(), g_loss.item()
+def gan_step_naive_logs(*args):
+    return gan_step(*args, naive_logs=True)
 
 
 def gan_step_by_library(generator, discriminator, g_optimizer, d_optimizer, real, noise):
