@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.checks import CheckResult
+from course_lib.checks.compare import dtype_advice
 from course_lib.checks.guard import cast
 
 ENDLESS_LIMIT = 0.3  # seconds, for the endless-loop class (the default limit is 10 s)
@@ -340,7 +341,11 @@ def parametrize_proofs(proofs: List[Proof]) -> Dict[str, Callable[..., None]]:
         expected, actual = (str(d).replace("torch.", "") for d in answer.first)
         assert result.status == "failed", printed
         assert "类型不对" in printed and expected in printed and actual in printed, printed
-        assert "提示：" in printed and ("dtype" in printed or "张量" in printed), printed
+        # The hint is the dtype advice, not a hint about some other mistake.
+        hint = printed.split("提示：", 1)[-1]
+        kinds = (torch.float64, torch.float32, torch.int64, torch.bool)
+        advice = {dtype_advice(expected, answer.first[1]) for expected in kinds}
+        assert any(hint.startswith(text) for text in advice), printed
 
     @each
     def test_check_names_an_argument_changed_in_place(proof: Proof, monkeypatch, capsys) -> None:
