@@ -444,9 +444,9 @@ def table() -> str:
     for proof in sorted(all_proofs(), key=lambda p: p.name):
         name = proof.name.replace("course_lib.checks.", "")
         passed = _quiet(proof.check, proof.correct)
-        both = "yes" if passed.dtypes == ["float64", "float32"] else "n/a (no float input)"
+        both = "yes" if passed.dtypes == ["float64", "float32"] else "n/a (no float64 input)"
         hybrid: str = "n/a"
-        if proof.hybrid:
+        if proof.hybrid and both == "yes":
             verdict = _quiet(proof.check, InFloat32(proof.correct)).status
             hybrid = {"passed": "passes", "failed": "fails (float64)"}.get(verdict, verdict)
         dtype_answer = WrongDtype(proof.correct, proof.dtype_map)
