@@ -178,7 +178,15 @@ def reorder_state(state: State, index: Tensor) -> State:
     along their first dimension, containers recursively, objects with ``reorder(index)``
     reorder themselves, other values (ints, strings, None) are kept."""
     if isinstance(state, Tensor):
-        return state.index_select(0, index.to(state.device)) if state.dim() else state
+        if not state.dim():
+            return state
+        on_cpu = index.device.type == "cpu"  # reading values from a GPU would synchronise
+        if on_cpu and index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(state)):
+            raise ValueError(
+                f"index must hold rows in [0, {state.shape[0] - 1}] of the state, got "
+                f"{index.tolist()}"
+            )
+        return state.index_select(0, index.to(state.device))
     if hasattr(state, "reorder") and callable(state.reorder):
         return state.reorder(index)
     if isinstance(state, dict):
@@ -245,7 +253,7 @@ def greedy_decode(
     stacked along dimension 1 ([B, max_length, ...]) and zero after each sequence's end
     (for example the attention weights of each step).
     """
-    batch_size = check_int("batch_size", batch_size, 0)
+    batch_size = check_size("batch_size", batch_size, minimum=0)
     max_length = check_int("max_length", max_length, 0, MAX_STEPS)
     check_special_ids(None, start_id=start_id, end_id=end_id, pad_id=pad_id)
     tokens = torch.full((batch_size,), start_id, dtype=torch.long, device=device)
@@ -306,7 +314,7 @@ def beam_search(
     Returns token ids [B, max_length] (and, with ``return_scores``, the winners' total
     log-probabilities [B]).
     """
-    batch_size = check_int("batch_size", batch_size, 0)
+    batch_size = check_size("batch_size", batch_size, minimum=0)
     max_length = check_int("max_length", max_length, 0, MAX_STEPS)
     beam_size = check_size("beam_size", beam_size, maximum=10_000)
     length_penalty = check_float("length_penalty", length_penalty, 0.0)
