@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib.utils import evaluating
 from course_lib.validation import (
     MAX_STEPS,
     check_float,
@@ -57,9 +58,12 @@ __all__ = [
     "Seq2SeqDecoding",
     "accuracy_by_length",
     "beam_search",
+    "check_prompt",
+    "check_sampling",
     "check_source",
     "check_special_ids",
     "check_target",
+    "check_vocabularies",
     "exact_match",
     "exact_match_ids",
     "greedy_decode",
@@ -213,6 +217,46 @@ def check_special_ids(vocab_size: Optional[int], **ids: int) -> None:
     """Each keyword (``pad_id=0, start_id=1, ...``) must be an int id in ``[0, vocab_size)``."""
     for name, value in ids.items():
         check_int(name, value, 0, None if vocab_size is None else vocab_size - 1)
+
+
+def check_vocabularies(
+    source_vocab_size: int, target_vocab_size: int, pad_id: int, start_id: int, end_id: int
+) -> Tuple[int, int]:
+    """A seq2seq model's vocabulary sizes and special ids: ``pad_id`` in both vocabularies,
+    ``start_id`` and ``end_id`` in the target's. Returns the two sizes."""
+    source_vocab_size = check_size("source_vocab_size", source_vocab_size)
+    target_vocab_size = check_size("target_vocab_size", target_vocab_size)
+    check_special_ids(min(source_vocab_size, target_vocab_size), pad_id=pad_id)
+    check_special_ids(target_vocab_size, start_id=start_id, end_id=end_id)
+    return source_vocab_size, target_vocab_size
+
+
+def check_prompt(prompt_ids: Tensor, vocab_size: int) -> Tuple[Tensor, bool]:
+    """Token ids [P] or [B, P] (P >= 1) to continue: returns them as [B, P] and whether they
+    came batched."""
+    check_token_ids("prompt_ids", prompt_ids, vocab_size)
+    if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] < 1:
+        raise ValueError(
+            f"prompt_ids must have shape [P] or [B, P] with P >= 1, got {list(prompt_ids.shape)}"
+        )
+    batched = prompt_ids.dim() == 2
+    return (prompt_ids if batched else prompt_ids.unsqueeze(0)), batched
+
+
+def check_sampling(
+    length: int,
+    temperature: float,
+    top_k: Optional[int],
+    generator: Optional[torch.Generator],
+) -> int:
+    """The arguments of sampling ``length`` tokens (see ``sample``); returns ``length``."""
+    length = check_int("length", length, 0, MAX_STEPS)
+    check_float("temperature", temperature, 0.0)
+    if top_k is not None:
+        check_size("top_k", top_k)
+    if generator is not None:
+        check_instance("generator", generator, torch.Generator, "a torch.Generator")
+    return length
 
 
 def check_source(source: Tensor, source_lengths: Tensor, vocab_size: int) -> None:
@@ -448,20 +492,16 @@ def translate(
         check_instance(f"sources[{position}]", text, str, "a string")
         if not text:
             raise ValueError(f"sources must not contain empty strings (sources[{position}])")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     options = {} if beam_size == 1 else {"beam_size": beam_size}
     results: List[str] = []
-    try:
+    with evaluating(model):
         for start in range(0, len(sources), batch_size):
             ids = [source_vocab.encode(text) for text in sources[start : start + batch_size]]
             lengths = torch.tensor([len(seq) for seq in ids], device=device)
             source = pad_sequences(ids, source_vocab.pad_id).to(device)
             generated = model.generate(source, lengths, max_length, **options).cpu()
             results.extend(target_vocab.decode(row) for row in generated)
-    finally:
-        model.train(was_training)
     return results
 
 
@@ -506,11 +546,9 @@ def exact_match_ids(
     batch_size = check_size("batch_size", batch_size)
     beam_size = check_size("beam_size", beam_size, maximum=10_000)
     options = {} if beam_size == 1 else {"beam_size": beam_size}
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     results = []
-    try:
+    with evaluating(model):
         for start in range(0, len(encoded), batch_size):
             rows = slice(start, start + batch_size)
             lengths = encoded.source_lengths[rows]
@@ -518,8 +556,6 @@ def exact_match_ids(
             target = encoded.target[rows, 1:].to(device)
             generated = model.generate(source, lengths.to(device), target.shape[1], **options)
             results.append((generated == target).all(dim=1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(results) if results else torch.zeros(0, dtype=torch.bool)
 
 

@@ -11,8 +11,9 @@ import os
 import random
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -76,6 +77,17 @@ def pick(full: T, fast: T) -> T:
     The one place notebooks choose sizes: ``steps = pick(full=2000, fast=50)``.
     """
     return fast if fast_mode() else full
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[Any]:
+    """Run the block with ``model`` in eval mode (no dropout), then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _in_notebook() -> bool:

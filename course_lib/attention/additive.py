@@ -22,6 +22,7 @@ from course_lib.decoding import (
     check_source,
     check_special_ids,
     check_target,
+    check_vocabularies,
     greedy_decode,
 )
 from course_lib.rnn import GRU, GRUCell
@@ -327,14 +328,13 @@ class AttentionSeq2Seq(Seq2SeqDecoding, nn.Module):
         bidirectional: bool = True,
     ) -> None:
         super().__init__()
-        self.source_vocab_size = check_size("source_vocab_size", source_vocab_size)
-        self.target_vocab_size = check_size("target_vocab_size", target_vocab_size)
+        self.source_vocab_size, self.target_vocab_size = check_vocabularies(
+            source_vocab_size, target_vocab_size, pad_id, start_id, end_id
+        )
         embed_dim = check_size("embed_dim", embed_dim)
         hidden_size = check_size("hidden_size", hidden_size)
         attention_size = hidden_size if attention_size is None else attention_size
         check_size("attention_size", attention_size)
-        check_special_ids(min(source_vocab_size, target_vocab_size), pad_id=pad_id)
-        check_special_ids(target_vocab_size, start_id=start_id, end_id=end_id)
         check_elements("source_vocab_size x embed_dim", source_vocab_size * embed_dim)
         self.pad_id, self.start_id, self.end_id = pad_id, start_id, end_id
         self.bidirectional = check_bool("bidirectional", bidirectional)

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import torch
 from torch import Tensor, nn
 
+from course_lib.utils import evaluating
 from course_lib.validation import check_callable, check_instance
 
 __all__ = ["RecordsAttention", "attention_maps", "record_attention"]
@@ -80,11 +81,6 @@ def attention_maps(
     check_instance("model", model, nn.Module, "a torch.nn.Module")
     function = model if method is None else getattr(model, str(method), None)
     check_callable("method", function, f"the name of a method of {type(model).__name__}")
-    was_training = model.training
-    model.eval()
-    try:
-        with record_attention(model) as records:
-            function(*inputs, **kwargs)
-    finally:
-        model.train(was_training)
+    with evaluating(model), record_attention(model) as records:
+        function(*inputs, **kwargs)
     return {name: _stack(calls) for name, calls in records.items() if calls}

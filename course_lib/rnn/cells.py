@@ -132,6 +132,14 @@ def check_sizes(input_size: Any, hidden_size: Any, gates: int) -> Tuple[int, int
     return input_size, hidden_size
 
 
+def uniform_init_(module: nn.Module, hidden_size: int) -> None:
+    """Every parameter of ``module`` from Uniform(-1/sqrt(H), 1/sqrt(H)), as ``torch.nn``'s
+    recurrent cells and layers initialise theirs."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for parameter in module.parameters():
+        nn.init.uniform_(parameter, -bound, bound)
+
+
 class _CellBase(nn.Module):
     gates = 1
 
@@ -152,9 +160,7 @@ class _CellBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as in ``torch.nn``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for parameter in self.parameters():
-            nn.init.uniform_(parameter, -bound, bound)
+        uniform_init_(self, self.hidden_size)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"

@@ -97,6 +97,13 @@ def _with_initial(first: Tensor, steps: int) -> Tuple[Tensor, List[Tensor]]:
     return buffer, list(buffer.unbind(0))
 
 
+def _outputs(states: Tensor, valid: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """A layer's output [T, B, H] (zero at padded steps) and final state [B, H], as new
+    tensors (not views of the buffer the backward keeps), from its states [T + 1, B, H]."""
+    h = states[1:]
+    return (h.clone() if valid is None else h * valid), states[-1].clone()
+
+
 def _gradient_rows(grad_output: Tensor, real: Optional[Tensor]) -> List[Tensor]:
     """``grad_output`` [T, B, H] (masked at padded steps) as T rows plus a zero row for
     "step -1", so that the loop can fold the next row into its matrix product."""
@@ -157,8 +164,7 @@ class RNNLayer(torch.autograd.Function):
             real = valid.to(h.dtype)
             slope *= real
         ctx.save_for_backward(slope, states, weight_hh, real)
-        output = h.clone() if valid is None else h * valid
-        return output, states[-1].clone()
+        return _outputs(states, valid)
 
     @staticmethod
     @once_differentiable
@@ -265,9 +271,7 @@ class LSTMLayer(torch.autograd.Function):
             cell_factor *= real
             forget = torch.where(valid, f, 1.0)
         ctx.save_for_backward(factors, cell_factor, forget, real, hs, weight_hh)
-        h = hs[1:]
-        output = h.clone() if valid is None else h * valid
-        return output, hs[-1].clone(), cs[-1] * 0.5
+        return (*_outputs(hs, valid), cs[-1] * 0.5)
 
     @staticmethod
     @once_differentiable
@@ -378,9 +382,7 @@ class GRULayer(torch.autograd.Function):
             keep = torch.where(valid, z, 1.0)
         ctx.save_for_backward(update, reset, keep, real, states, weight_hh)
         ctx.has_bias = bias_hh is not None
-        h = states[1:]
-        output = h.clone() if valid is None else h * valid
-        return output, states[-1].clone()
+        return _outputs(states, valid)
 
     @staticmethod
     @once_differentiable

@@ -18,15 +18,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.batching import TBPTTChunks, batchify
-from course_lib.decoding import sample
+from course_lib.decoding import check_prompt, check_sampling, sample
 from course_lib.rnn.layers import State, make_recurrent
+from course_lib.utils import evaluating
 from course_lib.validation import (
     check_callable,
     check_choice,
     check_elements,
-    check_float,
     check_instance,
-    check_int,
     check_size,
     check_token_ids,
 )
@@ -177,32 +176,17 @@ class CharLanguageModel(nn.Module):
         prompt is read once; each new character is fed back as the next input, carrying
         the state (no re-reading). Temperature 0 is greedy decoding.
         """
-        check_token_ids("prompt_ids", prompt_ids, self.vocab_size)
-        if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] < 1:
-            raise ValueError(
-                "prompt_ids must have shape [P] or [B, P] with P >= 1, "
-                f"got {list(prompt_ids.shape)}"
-            )
-        length = check_int("length", length, 0, 10**6)
-        check_float("temperature", temperature, 0.0)
-        if top_k is not None:
-            check_size("top_k", top_k)
-        if generator is not None:
-            check_instance("generator", generator, torch.Generator, "a torch.Generator")
-        was_training = self.training
-        self.eval()
-        batched = prompt_ids.dim() == 2
-        ids = (prompt_ids if batched else prompt_ids.unsqueeze(0)).to(self.head.weight.device)
-        try:
+        ids, batched = check_prompt(prompt_ids, self.vocab_size)
+        length = check_sampling(length, temperature, top_k, generator)
+        ids = ids.to(self.head.weight.device)
+
+        def step(token: Tensor, state: State) -> Tuple[Tensor, State]:
+            logits, state = self.logits_and_state(token.unsqueeze(1), state)
+            return logits[:, -1], state
+
+        with evaluating(self):
             logits, state = self.logits_and_state(ids)
-
-            def step(token: Tensor, state: State) -> Tuple[Tensor, State]:
-                logits, state = self.logits_and_state(token.unsqueeze(1), state)
-                return logits[:, -1], state
-
             new_ids = sample(step, logits[:, -1], state, length, temperature, top_k, generator)
-        finally:
-            self.train(was_training)
         out = torch.cat([ids, new_ids], dim=1)
         return out if batched else out.squeeze(0)
 
@@ -232,12 +216,10 @@ def evaluate_bits_per_char(
             f"ids are too short for batch_size={batch_size} streams: got N={ids.shape[0]}, "
             "need at least 2 per stream"
         )
-    was_training = model.training
-    model.eval()
     device = parameter.device
     total, count, state = torch.zeros((), dtype=torch.float64, device=device), 0, None
     stateful = hasattr(model, "logits_and_state")
-    try:
+    with evaluating(model):
         for inputs, targets in TBPTTChunks(streams.to(device), seq_len):
             if stateful:
                 logits, state = model.logits_and_state(inputs, state)
@@ -247,6 +229,4 @@ def evaluate_bits_per_char(
                 logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
             ).double()  # summed on the device: no host synchronisation per chunk
             count += targets.numel()
-    finally:
-        model.train(was_training)
     return float(total) / count / math.log(2)

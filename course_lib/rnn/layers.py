@@ -10,7 +10,6 @@ Shape letters: ``T`` time steps, ``B`` batch, ``D`` input features, ``H`` hidden
 
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.rnn import kernels
-from course_lib.rnn.cells import NONLINEARITIES, LSTMState, check_sizes
+from course_lib.rnn.cells import NONLINEARITIES, LSTMState, check_sizes, uniform_init_
 from course_lib.validation import (
     check_bool,
     check_choice,
@@ -82,9 +81,7 @@ class _RecurrentBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) for every parameter, as in ``torch.nn``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for parameter in self.parameters():
-            nn.init.uniform_(parameter, -bound, bound)
+        uniform_init_(self, self.hidden_size)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

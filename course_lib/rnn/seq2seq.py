@@ -14,7 +14,7 @@ from typing import Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.decoding import Seq2SeqDecoding, check_source, check_special_ids, check_target
+from course_lib.decoding import Seq2SeqDecoding, check_source, check_target, check_vocabularies
 from course_lib.rnn.layers import GRU
 from course_lib.validation import check_elements, check_size
 
@@ -46,13 +46,12 @@ class Seq2Seq(Seq2SeqDecoding, nn.Module):
         end_id: int = 2,
     ) -> None:
         super().__init__()
-        self.source_vocab_size = check_size("source_vocab_size", source_vocab_size)
-        self.target_vocab_size = check_size("target_vocab_size", target_vocab_size)
+        self.source_vocab_size, self.target_vocab_size = check_vocabularies(
+            source_vocab_size, target_vocab_size, pad_id, start_id, end_id
+        )
         embed_dim = check_size("embed_dim", embed_dim)
         check_size("hidden_size", hidden_size)
         check_size("num_layers", num_layers, maximum=10_000)
-        check_special_ids(min(source_vocab_size, target_vocab_size), pad_id=pad_id)
-        check_special_ids(target_vocab_size, start_id=start_id, end_id=end_id)
         check_elements("(source_vocab_size + target_vocab_size) x embed_dim",
                        (source_vocab_size + target_vocab_size) * embed_dim)  # fmt: skip
         self.pad_id, self.start_id, self.end_id = pad_id, start_id, end_id

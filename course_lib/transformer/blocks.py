@@ -16,7 +16,8 @@ length, ``D`` model width (``d_model``), ``F`` feed-forward width, ``H`` heads.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from dataclasses import asdict
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +35,7 @@ from course_lib.validation import (
 )
 
 __all__ = [
+    "FromConfig",
     "TransformerBlock",
     "TransformerDecoderBlock",
     "count_parameters",
@@ -41,6 +43,16 @@ __all__ = [
 ]
 
 ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+
+
+class FromConfig:
+    """``Model.from_config(config)``: build a model from its config dataclass (whose fields
+    are the constructor's arguments; the nanoGPT pattern)."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> Any:
+        """Build the model described by ``config``."""
+        return cls(**asdict(config))
 
 
 class _BlockParts:
@@ -73,6 +85,19 @@ class _BlockParts:
         self.nhead, self.norm_first = nhead, check_bool("norm_first", norm_first)
         self.activation_name = check_choice("activation", activation, sorted(ACTIVATIONS))
         self.activation = ACTIVATIONS[activation]
+
+    def _add_feed_forward_and_norms(
+        self, d_model: int, dim_feedforward: int, dropout: float, eps: float, bias: bool, count: int
+    ) -> None:
+        """The feed-forward network (``linear1``, ``dropout``, ``linear2``) and ``count``
+        sub-layers' ``norm{k}`` and ``dropout{k}``, in the order torch.nn creates them."""
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        for k in range(1, count + 1):
+            setattr(self, f"norm{k}", nn.LayerNorm(d_model, eps=eps, bias=bias))
+        for k in range(1, count + 1):
+            setattr(self, f"dropout{k}", nn.Dropout(dropout))
 
     def extra_repr(self) -> str:
         return f"norm_first={self.norm_first}, activation={self.activation_name!r}"
@@ -125,13 +150,8 @@ class TransformerBlock(_BlockParts, nn.Module):
         self._configure(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
                         norm_first)  # fmt: skip
         self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        # linear1, dropout, linear2, norm1, norm2, dropout1, dropout2 (torch.nn's names)
+        self._add_feed_forward_and_norms(d_model, dim_feedforward, dropout, layer_norm_eps, bias, 2)
 
     def forward_with_attention(
         self,
@@ -201,15 +221,8 @@ class TransformerDecoderBlock(_BlockParts, nn.Module):
                         norm_first)  # fmt: skip
         self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
         self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
-        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
+        # linear1, dropout, linear2, norm1..norm3, dropout1..dropout3 (torch.nn's names)
+        self._add_feed_forward_and_norms(d_model, dim_feedforward, dropout, layer_norm_eps, bias, 3)
 
     def forward_with_attention(
         self,

@@ -6,7 +6,7 @@ Shape letters: ``B`` batch, ``L`` sequence length, ``N`` sequences, ``D`` model 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.attention import attention_maps
-from course_lib.transformer.blocks import TransformerBlock
+from course_lib.transformer.blocks import FromConfig, TransformerBlock
 from course_lib.validation import (
     check_elements,
     check_float,
@@ -137,7 +137,7 @@ class ClassifierConfig:
                        + 2 * self.d_model))  # fmt: skip
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(FromConfig, nn.Module):
     """An encoder-only (BERT-like) sequence classifier.
 
     A learnable ``[CLS]`` vector is put in front of the token embeddings (plus learned
@@ -185,11 +185,6 @@ class TransformerClassifier(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes)
-
-    @classmethod
-    def from_config(cls, config: ClassifierConfig) -> TransformerClassifier:
-        """Build the model described by ``config``."""
-        return cls(**asdict(config))
 
     def _embed(self, tokens: Tensor) -> Tuple[Tensor, Tensor]:
         check_token_ids("tokens", tokens, self.vocab_size, "B, L", cpu_only=True)

@@ -7,7 +7,7 @@ Shape letters: ``B`` batch, ``S`` source length, ``T`` target length, ``D`` mode
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
 import torch
@@ -28,6 +28,7 @@ from course_lib.decoding import (
 )
 from course_lib.transformer.blocks import (
     ACTIVATIONS,
+    FromConfig,
     TransformerBlock,
     TransformerDecoderBlock,
 )
@@ -109,7 +110,7 @@ class TransformerConfig:
 _BASE = TransformerConfig()
 
 
-class Transformer(Seq2SeqDecoding, nn.Module):
+class Transformer(Seq2SeqDecoding, FromConfig, nn.Module):
     """The encoder-decoder Transformer; the defaults build the paper's base model
     (see ``TransformerConfig`` for which defaults follow the paper and where).
 
@@ -199,11 +200,6 @@ class Transformer(Seq2SeqDecoding, nn.Module):
                 embedding.weight[pad_id].zero_()
         if config.tie_output:
             self.output.weight = self.target_embedding.weight
-
-    @classmethod
-    def from_config(cls, config: TransformerConfig) -> Transformer:
-        """Build the model described by ``config``."""
-        return cls(**asdict(config))
 
     def _embed(self, tokens: Tensor, embedding: nn.Embedding, name: str, start: int = 0) -> Tensor:
         length = tokens.shape[1]

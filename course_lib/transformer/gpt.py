@@ -10,7 +10,7 @@ Shape letters: ``B`` batch, ``T`` positions, ``V`` vocabulary size, ``D`` model 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.attention import KeyValueCache, MultiHeadAttention, attention_maps
-from course_lib.decoding import sample
-from course_lib.transformer.blocks import TransformerBlock
+from course_lib.decoding import check_prompt, check_sampling, sample
+from course_lib.transformer.blocks import FromConfig, TransformerBlock
+from course_lib.utils import evaluating
 from course_lib.validation import (
     check_bool,
     check_elements,
@@ -98,7 +99,7 @@ class GPTConfig:
                        + 2 * self.d_model))  # fmt: skip
 
 
-class GPT(nn.Module):
+class GPT(FromConfig, nn.Module):
     """A decoder-only Transformer language model (GPT-2 style).
 
     Token embeddings plus learned position embeddings, ``num_layers`` pre-LN blocks with
@@ -158,11 +159,6 @@ class GPT(nn.Module):
                 nn.init.normal_(linear.weight, std=init_std / math.sqrt(2 * num_layers))
         if tie_weights:
             self.lm_head.weight = self.token_embedding.weight
-
-    @classmethod
-    def from_config(cls, config: GPTConfig) -> GPT:
-        """Build the model described by ``config``."""
-        return cls(**asdict(config))
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.init_std
@@ -256,33 +252,17 @@ class GPT(nn.Module):
         (``use_cache=False``). Once the text is longer than ``block_size`` the window
         slides, every position changes, and the model recomputes the window each step.
         """
-        check_token_ids("prompt_ids", prompt_ids, self.vocab_size)
-        if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] < 1:
-            raise ValueError(
-                f"prompt_ids must have shape [T0] or [B, T0] with T0 >= 1, "
-                f"got {list(prompt_ids.shape)}"
-            )
-        length = check_int("length", length, 0, 10**6)
-        check_float("temperature", temperature, 0.0)
-        if top_k is not None:
-            check_size("top_k", top_k)
+        tokens, batched = check_prompt(prompt_ids, self.vocab_size)
+        length = check_sampling(length, temperature, top_k, generator)
         use_cache = check_bool("use_cache", use_cache)
-        single = prompt_ids.dim() == 1
-        tokens = (prompt_ids.unsqueeze(0) if single else prompt_ids).to(
-            self.token_embedding.weight.device)  # fmt: skip
-        was_training = self.training
-        self.eval()
-        try:
-            state = {
-                "tokens": tokens,
-                "cache": self.new_cache(tokens.shape[0]) if use_cache else None,
-            }
-            logits, _ = self(tokens[:, -self.block_size :], cache=state["cache"])
+        tokens = tokens.to(self.token_embedding.weight.device)
+        with evaluating(self):
+            cache = self.new_cache(tokens.shape[0]) if use_cache else None
+            state = {"tokens": tokens, "cache": cache}
+            logits, _ = self(tokens[:, -self.block_size :], cache=cache)
             new = sample(self._step, logits[:, -1], state, length, temperature, top_k, generator)
-        finally:
-            self.train(was_training)
         tokens = torch.cat([tokens, new], dim=1)
-        return tokens[0] if single else tokens
+        return tokens if batched else tokens[0]
 
     def _step(self, token: Tensor, state: Dict[str, Any]) -> Tuple[Tensor, Dict[str, Any]]:
         """Feed one sampled token [B]: through the cache while it has room, else recompute

@@ -6,7 +6,7 @@ size, ``N`` patches per image, ``D`` model width, ``K`` classes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.attention import attention_maps
-from course_lib.transformer.blocks import TransformerBlock
+from course_lib.transformer.blocks import FromConfig, TransformerBlock
 from course_lib.validation import (
     check_bool,
     check_elements,
@@ -138,7 +138,7 @@ class ViTConfig:
                        * self.d_model * (self.dim_feedforward + 2 * self.d_model))  # fmt: skip
 
 
-class ViT(nn.Module):
+class ViT(FromConfig, nn.Module):
     """The Vision Transformer: an image as a sequence of patch embeddings.
 
     Images [B, C, H, W] are cut into N patches of P x P pixels, each linearly embedded
@@ -192,11 +192,6 @@ class ViT(nn.Module):
             if mlp_head
             else nn.Linear(d_model, num_classes)
         )
-
-    @classmethod
-    def from_config(cls, config: ViTConfig) -> ViT:
-        """Build the model described by ``config``."""
-        return cls(**asdict(config))
 
     def embed(self, images: Tensor) -> Tensor:
         """The input sequence [B, N + 1, D] (``[CLS]`` first) of images [B, C, H, W]."""
