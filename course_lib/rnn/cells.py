@@ -132,6 +132,22 @@ def check_sizes(input_size: Any, hidden_size: Any, gates: int) -> Tuple[int, int
     return input_size, hidden_size
 
 
+def check_input(
+    input: Any, input_size: int, ranks: Tuple[int, int], shapes: str, weight: Tensor
+) -> bool:
+    """A cell's or layer's input: floating, ``input_size`` features, the dtype and device
+    of ``weight``, and one of two ``ranks`` (unbatched, batched; ``shapes`` describes them).
+    Returns whether it is batched."""
+    check_tensor("input", input, f"..., {input_size}", dtype="floating")
+    if input.dim() not in ranks:
+        raise ValueError(
+            f"input must have shape {shapes} with D = input_size = {input_size}, "
+            f"got {list(input.shape)}"
+        )
+    check_like("input", input, weight)
+    return input.dim() == ranks[1]
+
+
 def uniform_init_(module: nn.Module, hidden_size: int) -> None:
     """Every parameter of ``module`` from Uniform(-1/sqrt(H), 1/sqrt(H)), as ``torch.nn``'s
     recurrent cells and layers initialise theirs."""
@@ -166,14 +182,7 @@ class _CellBase(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
     def _prepare(self, input: Tensor) -> Tuple[Tensor, bool]:
-        check_tensor("input", input, f"..., {self.input_size}", dtype="floating")
-        if input.dim() not in (1, 2):
-            raise ValueError(
-                f"input must have shape [B, D] or [D] with D = {self.input_size}, "
-                f"got {list(input.shape)}"
-            )
-        check_like("input", input, self.weight_ih)
-        batched = input.dim() == 2
+        batched = check_input(input, self.input_size, (1, 2), "[B, D] or [D]", self.weight_ih)
         return (input if batched else input.unsqueeze(0)), batched
 
     def _state(self, name: str, state: Optional[Tensor], x: Tensor, batched: bool) -> Tensor:

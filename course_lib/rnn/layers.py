@@ -17,7 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.rnn import kernels
-from course_lib.rnn.cells import NONLINEARITIES, LSTMState, check_sizes, uniform_init_
+from course_lib.rnn.cells import (
+    NONLINEARITIES,
+    LSTMState,
+    check_input,
+    check_sizes,
+    uniform_init_,
+)
 from course_lib.validation import (
     check_bool,
     check_choice,
@@ -142,14 +148,8 @@ class _RecurrentBase(nn.Module):
         names: Tuple[str, ...] = ("hx",),
     ) -> Tuple[Tensor, Tuple[Tensor, ...]]:
         layout = "[B, T, D]" if self.batch_first else "[T, B, D]"
-        check_tensor("input", input, f"..., {self.input_size}", dtype="floating")
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"input must have shape {layout} or unbatched [T, D] with D = input_size = "
-                f"{self.input_size}, got {list(input.shape)}"
-            )
-        check_like("input", input, self.weight_ih_l0)
-        batched = input.dim() == 3
+        shapes = f"{layout} or unbatched [T, D]"
+        batched = check_input(input, self.input_size, (2, 3), shapes, self.weight_ih_l0)
         x = input if batched else input.unsqueeze(1)
         if batched and self.batch_first:
             x = x.transpose(0, 1)  # time-major inside: [T, B, D]
