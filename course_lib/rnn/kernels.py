@@ -67,18 +67,15 @@ def kernel_weights(
     """
     order, tanh_block = _ORDER[kind], _TANH_BLOCK[kind]
     size = weight_hh.shape[1]
-    rows = torch.cat(
-        [torch.arange(k * size, (k + 1) * size, device=weight_hh.device) for k in order]
-    )
-    scale = torch.ones(len(order), 1, dtype=weight_hh.dtype, device=weight_hh.device)
-    if tanh_block is not None:
-        scale[tanh_block] = 2.0
-    scale = scale.repeat_interleave(size, dim=0)  # [G, 1]
 
     def arrange(tensor: Optional[Tensor]) -> Optional[Tensor]:
         if tensor is None:
             return None
-        return tensor[rows] * (scale if tensor.dim() == 2 else scale[:, 0])
+        # Slices and one concatenation: their backward passes are slices too (cheap).
+        blocks = [tensor[k * size : (k + 1) * size] for k in order]
+        if tanh_block is not None:
+            blocks[tanh_block] = blocks[tanh_block] * 2
+        return torch.cat(blocks) if len(blocks) > 1 else blocks[0]
 
     if kind != "gru" and bias_ih is not None:  # b_hh simply adds to b_ih: fold it in
         return arrange(weight_ih), arrange(weight_hh), arrange(bias_ih + bias_hh), None
@@ -95,6 +92,38 @@ def _with_initial(first: Tensor, steps: int) -> Tuple[Tensor, List[Tensor]]:
     buffer = first.new_empty(steps + 1, *first.shape)
     buffer[0] = first
     return buffer, list(buffer.unbind(0))
+
+
+def project(x: Tensor, weight_ih: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """The input's contribution to every step at once, ``x W_ih^T + b``: x [T, B, D] ->
+    ``(x_proj [T, B, G], x as a [T * B, D] matrix)``; one matrix product for all steps."""
+    steps, batch, _ = x.shape
+    inputs = x.reshape(steps * batch, x.shape[2])
+    if bias is None:
+        x_proj = inputs @ weight_ih.t()
+    else:
+        x_proj = torch.addmm(bias, inputs, weight_ih.t())
+    return x_proj.view(steps, batch, weight_ih.shape[0]), inputs
+
+
+def _input_gradients(
+    ctx: Any, d_pre: Tensor, inputs: Tensor, weight_ih: Tensor, has_bias: bool
+) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """Gradients of x [T, B, D], W_ih and b (the Function's first three inputs) from the
+    gradient ``d_pre`` [T, B, G] of the projection, each one matrix product. The layouts
+    are the faster ones for the shapes (a skinny product is much faster one way round)."""
+    steps, batch = d_pre.shape[:2]
+    flat = d_pre.reshape(steps * batch, d_pre.shape[2])
+    d_x = d_weight = d_bias = None
+    if ctx.needs_input_grad[0]:
+        narrow = inputs.shape[1] <= 16  # few input features: the transposed product is faster
+        d_x = (weight_ih.t() @ flat.t()).t() if narrow else flat @ weight_ih
+        d_x = d_x.reshape(steps, batch, inputs.shape[1])
+    if ctx.needs_input_grad[1]:
+        d_weight = (inputs.t() @ flat).t()
+    if has_bias and ctx.needs_input_grad[2]:
+        d_bias = flat.sum(dim=0)
+    return d_x, d_weight, d_bias
 
 
 def _outputs(states: Tensor, valid: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -125,7 +154,7 @@ def rnn_loop(
     """States [T + 1, B, H] (row 0 is ``h_0``) of a vanilla RNN; ``x_proj`` [T, B, H] holds
     both biases (for tanh, ``x_proj`` and ``weight_hh`` are doubled: see ``kernel_weights``)."""
     states, h = _with_initial(h_0, x_proj.shape[0])
-    weight_t = weight_hh.t()
+    weight_t = weight_hh.t().contiguous()  # W_hh^T laid out for the fastest matrix product
     minus_one = _constant(x_proj, -1.0)
     for t, x_t in enumerate(x_proj.unbind(0)):
         torch.addmm(x_t, h[t], weight_t, out=h[t + 1])
@@ -145,12 +174,15 @@ class RNNLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        x_proj: Tensor,
+        x: Tensor,
+        weight_ih: Tensor,
+        bias: Optional[Tensor],
         h_0: Tensor,
         weight_hh: Tensor,
         valid: Optional[Tensor],
         nonlinearity: str,
     ) -> Tuple[Tensor, Tensor]:
+        x_proj, inputs = project(x, weight_ih, bias)
         states = rnn_loop(x_proj, h_0, weight_hh, valid, nonlinearity)
         h = states[1:]
         # The local derivative, read off the output: (1 - h^2) / 2 for tanh(p / 2), [h > 0]
@@ -163,34 +195,39 @@ class RNNLayer(torch.autograd.Function):
         if valid is not None:
             real = valid.to(h.dtype)
             slope *= real
-        ctx.save_for_backward(slope, states, weight_hh, real)
+        ctx.save_for_backward(slope, states, weight_hh, real, inputs, weight_ih)
+        ctx.has_bias = bias is not None
         return _outputs(states, valid)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_output: Tensor, grad_h_n: Tensor) -> Tuple[Any, ...]:
-        slope, states, weight_hh, real = ctx.saved_tensors
+        slope, states, weight_hh, real, inputs, weight_ih = ctx.saved_tensors
         steps = slope.shape[0]
         arriving = _gradient_rows(grad_output, real)
         d_pre = torch.empty_like(slope)
         d_pre_rows, slope_rows = d_pre.unbind(0), slope.unbind(0)
         carry = None if real is None else (1 - real).unbind(0)  # dh passes padded steps
         dh = grad_h_n + arriving[steps - 1]
+        last = 0 if ctx.needs_input_grad[3] else 1  # dh_{-1}, the gradient of h_0, if needed
         for t in range(steps - 1, -1, -1):
             torch.mul(dh, slope_rows[t], out=d_pre_rows[t])
+            if t < last:
+                break
             before = arriving[t - 1] if carry is None else torch.addcmul(
                 arriving[t - 1], dh, carry[t])  # fmt: skip
             dh = torch.addmm(before, d_pre_rows[t], weight_hh)
-        d_weight = _weight_gradient(ctx, 2, d_pre, states[:-1])
-        return d_pre, dh, d_weight, None, None
+        d_weight = _weight_gradient(ctx, 4, d_pre, states[:-1])
+        d_inputs = _input_gradients(ctx, d_pre, inputs, weight_ih, ctx.has_bias)
+        return (*d_inputs, dh if last == 0 else None, d_weight, None, None)
 
 
 def _weight_gradient(ctx: Any, index: int, d_pre: Tensor, h_prev: Tensor) -> Optional[Tensor]:
     """The gradient of W_hh (input ``index`` of the Function): ``sum_t d_pre_t^T h_{t-1}``,
-    one matrix product over all steps."""
+    one matrix product over all steps (computed as ``(h^T d)^T``, the faster layout)."""
     if not ctx.needs_input_grad[index]:
         return None
-    return d_pre.flatten(0, 1).t() @ h_prev.flatten(0, 1)
+    return (h_prev.flatten(0, 1).t() @ d_pre.flatten(0, 1)).t()
 
 
 # ----------------------------------------------------------------------------------------
@@ -213,7 +250,7 @@ def lstm_loop(
     hs, h = _with_initial(h_0, steps)
     cs, c = _with_initial(2 * c_0, steps)
     tanh_cs = h_0.new_empty(steps, *h_0.shape)
-    weight_t = weight_hh.t()
+    weight_t = weight_hh.t().contiguous()  # W_hh^T laid out for the fastest matrix product
     minus_one, minus_two = _constant(x_proj, -1.0), _constant(x_proj, -2.0)
     gate_rows, tanh_c = gates.unbind(0), tanh_cs.unbind(0)
     o, i, f, g = (gates[..., k * size : (k + 1) * size].unbind(0) for k in range(4))
@@ -244,12 +281,15 @@ class LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        x_proj: Tensor,
+        x: Tensor,
+        weight_ih: Tensor,
+        bias: Optional[Tensor],
         h_0: Tensor,
         c_0: Tensor,
         weight_hh: Tensor,
         valid: Optional[Tensor],
     ) -> Tuple[Tensor, Tensor, Tensor]:
+        x_proj, inputs = project(x, weight_ih, bias)
         gates, hs, cs, tanh_cs = lstm_loop(x_proj, h_0, c_0, weight_hh, valid)
         size = h_0.shape[1]
         o, i, f, g2 = gates.split(size, dim=-1)  # g2 = 2g, cs = 2c
@@ -270,7 +310,8 @@ class LSTMLayer(torch.autograd.Function):
             factors *= real
             cell_factor *= real
             forget = torch.where(valid, f, 1.0)
-        ctx.save_for_backward(factors, cell_factor, forget, real, hs, weight_hh)
+        ctx.save_for_backward(factors, cell_factor, forget, real, hs, weight_hh, inputs, weight_ih)
+        ctx.has_bias = bias is not None
         return (*_outputs(hs, valid), cs[-1] * 0.5)
 
     @staticmethod
@@ -278,7 +319,7 @@ class LSTMLayer(torch.autograd.Function):
     def backward(
         ctx: Any, grad_output: Tensor, grad_h_n: Tensor, grad_c_n: Tensor
     ) -> Tuple[Any, ...]:
-        factors, cell_factor, forget, real, hs, weight_hh = ctx.saved_tensors
+        factors, cell_factor, forget, real, hs, weight_hh, inputs, weight_ih = ctx.saved_tensors
         steps, batch, size = cell_factor.shape
         arriving = _gradient_rows(grad_output, real)
         d_gates = torch.empty_like(factors)  # [T, B, 4H], blocks o, i, f, g
@@ -294,16 +335,21 @@ class LSTMLayer(torch.autograd.Function):
         dh = (grad_h_n + arriving[steps - 1]).unsqueeze(1)
         dc = grad_c_n.unsqueeze(1).clone()
         dh_flat = dh.view(batch, size)
+        last = 0 if ctx.needs_input_grad[3] else 1  # dh_{-1}, the gradient of h_0, if needed
         for t in range(steps - 1, -1, -1):
             dc.addcmul_(dh, cell[t])
             torch.mul(f_cell[t], dc, out=d_cell[t])
             torch.mul(f_out[t], dh_flat, out=d_out[t])
             dc.mul_(keep[t])
+            if t < last:
+                break
             before = arriving[t - 1] if carry is None else torch.addcmul(
                 arriving[t - 1], dh_flat, carry[t])  # fmt: skip
             torch.addmm(before, gate_rows[t], weight_hh, out=dh_flat)
-        d_weight = _weight_gradient(ctx, 3, d_gates, hs[:-1])
-        return d_gates, dh_flat, dc.view(batch, size), d_weight, None
+        d_weight = _weight_gradient(ctx, 5, d_gates, hs[:-1])
+        d_inputs = _input_gradients(ctx, d_gates, inputs, weight_ih, ctx.has_bias)
+        d_h0 = dh_flat if last == 0 else None
+        return (*d_inputs, d_h0, dc.view(batch, size), d_weight, None)
 
 
 # ----------------------------------------------------------------------------------------
@@ -326,7 +372,7 @@ def gru_loop(
     candidates = h_0.new_empty(steps, *h_0.shape)
     hidden_proj = torch.empty_like(x_proj)
     states, h = _with_initial(h_0, steps)
-    weight_t = weight_hh.t()
+    weight_t = weight_hh.t().contiguous()  # W_hh^T laid out for the fastest matrix product
     minus_one = _constant(x_proj, -1.0)
     rz_rows, n_rows, hp_rows = reset_update.unbind(0), candidates.unbind(0), hidden_proj.unbind(0)
     r, z = reset_update[..., :size].unbind(0), reset_update[..., size:].unbind(0)
@@ -358,12 +404,15 @@ class GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        x_proj: Tensor,
+        x: Tensor,
+        weight_ih: Tensor,
+        bias_ih: Optional[Tensor],
         h_0: Tensor,
         weight_hh: Tensor,
         bias_hh: Optional[Tensor],
         valid: Optional[Tensor],
     ) -> Tuple[Tensor, Tensor]:
+        x_proj, inputs = project(x, weight_ih, bias_ih)
         reset_update, n, hidden_proj, states = gru_loop(x_proj, h_0, weight_hh, bias_hh, valid)
         size = h_0.shape[1]
         r, z = reset_update[..., :size], reset_update[..., size:]
@@ -380,14 +429,14 @@ class GRULayer(torch.autograd.Function):
             real = valid.to(n.dtype)
             update *= real.unsqueeze(-1)
             keep = torch.where(valid, z, 1.0)
-        ctx.save_for_backward(update, reset, keep, real, states, weight_hh)
-        ctx.has_bias = bias_hh is not None
+        ctx.save_for_backward(update, reset, keep, real, states, weight_hh, inputs, weight_ih)
+        ctx.has_bias, ctx.has_input_bias = bias_hh is not None, bias_ih is not None
         return _outputs(states, valid)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_output: Tensor, grad_h_n: Tensor) -> Tuple[Any, ...]:
-        update, reset, keep, real, states, weight_hh = ctx.saved_tensors
+        update, reset, keep, real, states, weight_hh, inputs, weight_ih = ctx.saved_tensors
         steps, batch, _, size = update.shape
         arriving = _gradient_rows(grad_output, real)
         grads = update.new_empty(steps, batch, 4, size)  # blocks dn * r, dr, dz, dn
@@ -397,13 +446,17 @@ class GRULayer(torch.autograd.Function):
         update_rows, reset_rows, keep_rows = update.unbind(0), reset.unbind(0), keep.unbind(0)
         dh = (grad_h_n + arriving[steps - 1]).unsqueeze(1)  # [B, 1, H]
         dh_flat = dh.view(batch, size)
+        last = 0 if ctx.needs_input_grad[3] else 1  # dh_{-1}, the gradient of h_0, if needed
         for t in range(steps - 1, -1, -1):
             torch.mul(update_rows[t], dh, out=zn_rows[t])
             torch.mul(reset_rows[t], dn_rows[t], out=nr_rows[t])
+            if t < last:
+                break
             before = torch.addcmul(arriving[t - 1], dh_flat, keep_rows[t])
             torch.addmm(before, hidden_rows[t], weight_hh, out=dh_flat)
         d_hidden = grads.view(steps, batch, 4 * size)[..., : 3 * size]  # blocks n, r, z
         d_input = torch.cat([grads[:, :, 3], grads[:, :, 1], grads[:, :, 2]], dim=-1)
-        d_weight = _weight_gradient(ctx, 2, d_hidden, states[:-1])
-        d_bias = d_hidden.sum(dim=(0, 1)) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return d_input, dh_flat, d_weight, d_bias, None
+        d_weight = _weight_gradient(ctx, 4, d_hidden, states[:-1])
+        d_bias = d_hidden.sum(dim=(0, 1)) if ctx.has_bias and ctx.needs_input_grad[5] else None
+        d_inputs = _input_gradients(ctx, d_input, inputs, weight_ih, ctx.has_input_bias)
+        return (*d_inputs, dh_flat if last == 0 else None, d_weight, d_bias, None)

@@ -177,11 +177,6 @@ class _RecurrentBase(nn.Module):
         return output, finals
 
 
-def _project(layer_input: Tensor, weight_ih: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """The input's contribution to every step at once: [T, B, D] -> [T, B, G] (contiguous)."""
-    return F.linear(layer_input, weight_ih, bias).contiguous()
-
-
 class RNN(_RecurrentBase):
     """A (multi-layer) vanilla RNN over a whole sequence, like ``torch.nn.RNN``.
 
@@ -219,12 +214,12 @@ class RNN(_RecurrentBase):
     ) -> Tuple[Tensor, Tuple[Tensor, ...]]:
         kind = f"rnn_{self.nonlinearity}"
         weight_ih, weight_hh, bias, _ = kernels.kernel_weights(kind, *self._layer_weights(layer))
-        x_proj = _project(layer_input, weight_ih, bias)
-        if _needs_grad(x_proj, state[0], weight_hh):
+        if _needs_grad(layer_input, weight_ih, bias, state[0], weight_hh):
             output, h_n = kernels.RNNLayer.apply(
-                x_proj, state[0], weight_hh, valid, self.nonlinearity
+                layer_input, weight_ih, bias, state[0], weight_hh, valid, self.nonlinearity
             )
             return output, (h_n,)
+        x_proj, _ = kernels.project(layer_input, weight_ih, bias)
         states = kernels.rnn_loop(x_proj, state[0], weight_hh, valid, self.nonlinearity)[1:]
         return (states if valid is None else states * valid), (states[-1],)
 
@@ -248,11 +243,13 @@ class LSTM(_RecurrentBase):
         self, layer_input: Tensor, state: Tuple[Tensor, ...], layer: int, valid: Optional[Tensor]
     ) -> Tuple[Tensor, Tuple[Tensor, ...]]:
         weight_ih, weight_hh, bias, _ = kernels.kernel_weights("lstm", *self._layer_weights(layer))
-        x_proj = _project(layer_input, weight_ih, bias)
         h_0, c_0 = state
-        if _needs_grad(x_proj, h_0, c_0, weight_hh):
-            output, h_n, c_n = kernels.LSTMLayer.apply(x_proj, h_0, c_0, weight_hh, valid)
+        if _needs_grad(layer_input, weight_ih, bias, h_0, c_0, weight_hh):
+            output, h_n, c_n = kernels.LSTMLayer.apply(
+                layer_input, weight_ih, bias, h_0, c_0, weight_hh, valid
+            )
             return output, (h_n, c_n)
+        x_proj, _ = kernels.project(layer_input, weight_ih, bias)
         _, hs, cs, _ = kernels.lstm_loop(x_proj, h_0, c_0, weight_hh, valid)
         return (hs[1:] if valid is None else hs[1:] * valid), (hs[-1], cs[-1] * 0.5)
 
@@ -282,10 +279,12 @@ class GRU(_RecurrentBase):
         weight_ih, weight_hh, bias_ih, bias_hh = kernels.kernel_weights(
             "gru", *self._layer_weights(layer)
         )
-        x_proj = _project(layer_input, weight_ih, bias_ih)
-        if _needs_grad(x_proj, state[0], weight_hh, bias_hh):
-            output, h_n = kernels.GRULayer.apply(x_proj, state[0], weight_hh, bias_hh, valid)
+        if _needs_grad(layer_input, weight_ih, bias_ih, state[0], weight_hh, bias_hh):
+            output, h_n = kernels.GRULayer.apply(
+                layer_input, weight_ih, bias_ih, state[0], weight_hh, bias_hh, valid
+            )
             return output, (h_n,)
+        x_proj, _ = kernels.project(layer_input, weight_ih, bias_ih)
         *_, states = kernels.gru_loop(x_proj, state[0], weight_hh, bias_hh, valid)
         return (states[1:] if valid is None else states[1:] * valid), (states[-1],)
 
