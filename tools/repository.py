@@ -155,7 +155,7 @@ def _tracked_text_files(root: Path) -> Dict[str, str]:
         if not path.is_file():
             continue
         try:
-            texts[relative] = path.read_text(encoding="utf-8")
+            texts[relative] = path.read_bytes().decode("utf-8")  # line endings kept
         except UnicodeDecodeError:
             continue
     return texts
@@ -186,8 +186,8 @@ def check(root: Path = ROOT) -> List[str]:
             for match in matches:
                 slug = f"{match.group('owner')}/{match.group('name')}"
                 if slug.lower() != repository.slug.lower():
-                    line = _line(texts[path], match.start())
-                    problems.append(f"{path}:{line}: {copy.what} names {slug}, not {repository.slug}")
+                    where = f"{path}:{_line(texts[path], match.start())}"
+                    problems.append(f"{where}: {copy.what} names {slug}, not {repository.slug}")
     for path, text in sorted(texts.items()):
         for match in _MENTION.finditer(text):
             owner = match.group("owner") or match.group("pages_owner")
@@ -232,7 +232,7 @@ def set_repository(url: str, root: Path = ROOT) -> List[str]:
     for path, text in sorted(_tracked_text_files(root).items()):
         rewritten = _rewrite(text, old, new)
         if rewritten != text:
-            (root / path).write_text(rewritten, encoding="utf-8")
+            (root / path).write_bytes(rewritten.encode("utf-8"))
             changed.append(path)
     regenerated = student.sync(root / "book")
     changed += [Path(path).relative_to(root).as_posix() for path in regenerated]
