@@ -19,6 +19,7 @@ names=$(grep -oE '^[A-Za-z][A-Za-z0-9_.-]*' requirements.txt | tr '\n' '|')
 uv pip freeze --python "$venv/bin/python" | grep -iE "^(${names%|})==" || true
 
 export PYTHONPATH=$PWD  # tools/ (the authoring tools are not installed)
+export PATH="$venv/bin:$PATH"  # the floors' ruff, nbstripout, actionlint for the pre-commit test
 echo "== unit tests"
 "$venv/bin/python" -m pytest tests -q -m "not browser and not standalone" \
   --ignore=tests/test_browser.py --ignore=tests/test_standalone.py
