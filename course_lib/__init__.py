@@ -30,15 +30,18 @@ REPOSITORY_URL = "https://github.com/open-dl-course/dl-course-part2"
 
 _SUBMODULES = (
     "attention",
+    "book",
     "checks",
     "data",
     "detection",
     "generative",
     "plotting",
+    "quiz",
     "rnn",
     "train",
     "transformer",
     "utils",
+    "validation",
     "visualization",
 )
 
