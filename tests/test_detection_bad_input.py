@@ -73,17 +73,30 @@ case(M, "box_iou boxes2 [2, 3]", lambda: det.box_iou(B2, torch.zeros(2, 3)), Val
 case(M, "box_iou boxes1 3-d", lambda: det.box_iou(B2[None], B2), ValueError, "boxes1")
 case(M, "box_iou boxes2 bool", lambda: det.box_iou(B2, B2 > 1), TypeError, "boxes2")
 case(M, "box_iou boxes1 str", lambda: det.box_iou("boxes", B2), TypeError, "boxes1")
-case(M, "box_convert list", lambda: det.box_convert([[0, 0, 1, 1]], "xyxy", "xywh"), TypeError,
-     "boxes")  # fmt: skip
-case(M, "box_convert 0-d", lambda: det.box_convert(torch.tensor(1.0), "xyxy", "xywh"),
-     ValueError, "boxes")  # fmt: skip
-case(M, "box_convert [.., 5]", lambda: det.box_convert(torch.zeros(2, 5), "xyxy", "xywh"),
-     ValueError, "boxes")  # fmt: skip
+case(
+    M,
+    "box_convert list",
+    lambda: det.box_convert([[0, 0, 1, 1]], "xyxy", "xywh"),
+    TypeError,
+    "boxes",
+)
+case(
+    M,
+    "box_convert 0-d",
+    lambda: det.box_convert(torch.tensor(1.0), "xyxy", "xywh"),
+    ValueError,
+    "boxes",
+)
+case(
+    M,
+    "box_convert [.., 5]",
+    lambda: det.box_convert(torch.zeros(2, 5), "xyxy", "xywh"),
+    ValueError,
+    "boxes",
+)
 case(M, "box_convert in_fmt", lambda: det.box_convert(B2, "yolo", "xyxy"), ValueError, "in_fmt")
-case(M, "box_convert out_fmt", lambda: det.box_convert(B2, "xyxy", "XYWH"), ValueError,
-     "out_fmt")  # fmt: skip
-case(M, "box_convert in_fmt None", lambda: det.box_convert(B2, None, "xyxy"), ValueError,
-     "in_fmt")  # fmt: skip
+case(M, "box_convert out_fmt", lambda: det.box_convert(B2, "xyxy", "XYWH"), ValueError, "out_fmt")
+case(M, "box_convert in_fmt None", lambda: det.box_convert(B2, None, "xyxy"), ValueError, "in_fmt")
 case(M, "box_convert bool", lambda: det.box_convert(B2 > 1, "xyxy", "xywh"), TypeError, "boxes")
 case(M, "clip list", lambda: det.clip_boxes_to_image([[0, 0, 1, 1]], (8, 8)), TypeError, "boxes")
 case(M, "clip [3]", lambda: det.clip_boxes_to_image(torch.zeros(3), (8, 8)), ValueError, "boxes")
@@ -92,35 +105,66 @@ case(M, "clip size (64,)", lambda: det.clip_boxes_to_image(B2, (64,)), ValueErro
 case(M, "clip size 0", lambda: det.clip_boxes_to_image(B2, (0, 64)), ValueError, "size")
 case(M, "clip size float", lambda: det.clip_boxes_to_image(B2, (64.5, 64)), TypeError, "size")
 case(M, "clip size str", lambda: det.clip_boxes_to_image(B2, "64x64"), TypeError, "size")
-case(M, "remove_small [4]", lambda: det.remove_small_boxes(torch.zeros(4), 1.0), ValueError,
-     "boxes")  # fmt: skip
-case(M, "remove_small min_size str", lambda: det.remove_small_boxes(B2, "1"), TypeError,
-     "min_size")  # fmt: skip
-case(M, "remove_small min_size nan", lambda: det.remove_small_boxes(B2, NAN), ValueError,
-     "min_size")  # fmt: skip
-case(M, "remove_small min_size < 0", lambda: det.remove_small_boxes(B2, -1.0), ValueError,
-     "min_size")  # fmt: skip
-case(M, "encode reference list", lambda: det.encode_boxes([[0, 0, 1, 1]], B2), TypeError,
-     "reference")  # fmt: skip
-case(M, "encode target [2, 5]", lambda: det.encode_boxes(B2, torch.ones(2, 5)), ValueError,
-     "target")  # fmt: skip
+case(
+    M, "remove_small [4]", lambda: det.remove_small_boxes(torch.zeros(4), 1.0), ValueError, "boxes"
+)
+case(M, "remove_small min_size str", lambda: det.remove_small_boxes(B2, "1"), TypeError, "min_size")
+case(
+    M, "remove_small min_size nan", lambda: det.remove_small_boxes(B2, NAN), ValueError, "min_size"
+)
+case(
+    M, "remove_small min_size < 0", lambda: det.remove_small_boxes(B2, -1.0), ValueError, "min_size"
+)
+case(
+    M, "encode reference list", lambda: det.encode_boxes([[0, 0, 1, 1]], B2), TypeError, "reference"
+)
+case(
+    M, "encode target [2, 5]", lambda: det.encode_boxes(B2, torch.ones(2, 5)), ValueError, "target"
+)
 case(M, "encode reference int", lambda: det.encode_boxes(B2.long(), B2), TypeError, "reference")
 case(M, "encode no broadcast", lambda: det.encode_boxes(boxes(3), B2), ValueError, "target")
-case(M, "encode weights 3", lambda: det.encode_boxes(B2, B2, (1.0, 1.0, 1.0)), ValueError,
-     "weights")  # fmt: skip
+case(
+    M, "encode weights 3", lambda: det.encode_boxes(B2, B2, (1.0, 1.0, 1.0)), ValueError, "weights"
+)
 case(M, "encode weights str", lambda: det.encode_boxes(B2, B2, "abcd"), TypeError, "weights")
-case(M, "encode weight 0", lambda: det.encode_boxes(B2, B2, (1.0, 0.0, 1.0, 1.0)), ValueError,
-     "weights")  # fmt: skip
-case(M, "decode deltas [2, 3]", lambda: det.decode_boxes(B2, torch.zeros(2, 3)), ValueError,
-     "deltas")  # fmt: skip
-case(M, "decode deltas int", lambda: det.decode_boxes(B2, torch.zeros(2, 4, dtype=torch.long)),
-     TypeError, "deltas")  # fmt: skip
-case(M, "decode max_log_scale str", lambda: det.decode_boxes(B2, B2 * 0, max_log_scale="big"),
-     TypeError, "max_log_scale")  # fmt: skip
-case(M, "decode max_log_scale nan", lambda: det.decode_boxes(B2, B2 * 0, max_log_scale=NAN),
-     ValueError, "max_log_scale")  # fmt: skip
-case(M, "decode weight < 0", lambda: det.decode_boxes(B2, B2 * 0, (1.0, 1.0, 1.0, -5.0)),
-     ValueError, "weights")  # fmt: skip
+case(
+    M,
+    "encode weight 0",
+    lambda: det.encode_boxes(B2, B2, (1.0, 0.0, 1.0, 1.0)),
+    ValueError,
+    "weights",
+)
+case(
+    M, "decode deltas [2, 3]", lambda: det.decode_boxes(B2, torch.zeros(2, 3)), ValueError, "deltas"
+)
+case(
+    M,
+    "decode deltas int",
+    lambda: det.decode_boxes(B2, torch.zeros(2, 4, dtype=torch.long)),
+    TypeError,
+    "deltas",
+)
+case(
+    M,
+    "decode max_log_scale str",
+    lambda: det.decode_boxes(B2, B2 * 0, max_log_scale="big"),
+    TypeError,
+    "max_log_scale",
+)
+case(
+    M,
+    "decode max_log_scale nan",
+    lambda: det.decode_boxes(B2, B2 * 0, max_log_scale=NAN),
+    ValueError,
+    "max_log_scale",
+)
+case(
+    M,
+    "decode weight < 0",
+    lambda: det.decode_boxes(B2, B2 * 0, (1.0, 1.0, 1.0, -5.0)),
+    ValueError,
+    "weights",
+)
 
 # --------------------------------------------------------------------------------------
 # nms
@@ -139,19 +183,31 @@ case(M, "nms threshold None", lambda: det.nms(B3, S3, None), TypeError, "iou_thr
 case(M, "nms threshold nan", lambda: det.nms(B3, S3, NAN), ValueError, "iou_threshold")
 case(M, "nms boxes nan", lambda: det.nms(with_value(B3, NAN), S3, 0.5), ValueError, "boxes")
 case(M, "nms scores inf", lambda: det.nms(B3, with_value(S3, INF), 0.5), ValueError, "scores")
-case(M, "nms threshold tensor[2]", lambda: det.nms(B3, S3, torch.tensor([0.5, 0.6])), TypeError,
-     "iou_threshold")  # fmt: skip
+case(
+    M,
+    "nms threshold tensor[2]",
+    lambda: det.nms(B3, S3, torch.tensor([0.5, 0.6])),
+    TypeError,
+    "iou_threshold",
+)
 I3 = torch.tensor([0, 1, 0])
 case(M, "batched idxs float", lambda: det.batched_nms(B3, S3, I3.float(), 0.5), TypeError, "idxs")
 case(M, "batched idxs short", lambda: det.batched_nms(B3, S3, I3[:2], 0.5), ValueError, "idxs")
 case(M, "batched idxs list", lambda: det.batched_nms(B3, S3, [0, 1, 0], 0.5), TypeError, "idxs")
 case(M, "batched idxs bool", lambda: det.batched_nms(B3, S3, I3 > 0, 0.5), TypeError, "idxs")
-case(M, "batched idxs [3, 1]", lambda: det.batched_nms(B3, S3, I3[:, None], 0.5), ValueError,
-     "idxs")  # fmt: skip
-case(M, "batched boxes [3, 5]", lambda: det.batched_nms(torch.zeros(3, 5), S3, I3, 0.5),
-     ValueError, "boxes")  # fmt: skip
-case(M, "batched threshold str", lambda: det.batched_nms(B3, S3, I3, "x"), TypeError,
-     "iou_threshold")  # fmt: skip
+case(
+    M, "batched idxs [3, 1]", lambda: det.batched_nms(B3, S3, I3[:, None], 0.5), ValueError, "idxs"
+)
+case(
+    M,
+    "batched boxes [3, 5]",
+    lambda: det.batched_nms(torch.zeros(3, 5), S3, I3, 0.5),
+    ValueError,
+    "boxes",
+)
+case(
+    M, "batched threshold str", lambda: det.batched_nms(B3, S3, I3, "x"), TypeError, "iou_threshold"
+)
 
 # --------------------------------------------------------------------------------------
 # roi
@@ -173,61 +229,137 @@ for name, op in (("roi_align", det.roi_align), ("roi_pool", det.roi_pool)):
     case(M, f"{name} input list", lambda op=op: op(X.tolist(), R1, 2), TypeError, "input")
     case(M, f"{name} input 3-d", lambda op=op: op(X[0], R1, 2), ValueError, "input")
     case(M, f"{name} input int", lambda op=op: op(X.long(), R1, 2), TypeError, "input")
-    case(M, f"{name} input empty map", lambda op=op: op(torch.zeros(1, 3, 0, 8), R1, 2),
-         ValueError, "input")  # fmt: skip
-    case(M, f"{name} boxes [1, 4]", lambda op=op: op(X, torch.zeros(1, 4), 2), ValueError,
-         "boxes")  # fmt: skip
+    case(
+        M,
+        f"{name} input empty map",
+        lambda op=op: op(torch.zeros(1, 3, 0, 8), R1, 2),
+        ValueError,
+        "input",
+    )
+    case(M, f"{name} boxes [1, 4]", lambda op=op: op(X, torch.zeros(1, 4), 2), ValueError, "boxes")
     case(M, f"{name} boxes int", lambda op=op: op(X, R1.long(), 2), TypeError, "boxes")
     case(M, f"{name} boxes str", lambda op=op: op(X, "boxes", 2), TypeError, "boxes")
-    case(M, f"{name} boxes[0] [1, 5]", lambda op=op: op(X, [torch.zeros(1, 5)], 2), ValueError,
-         "boxes[0]")  # fmt: skip
-    case(M, f"{name} boxes list too long", lambda op=op: op(X, [boxes(1)] * 3, 2), ValueError,
-         "boxes")  # fmt: skip
-    case(M, f"{name} boxes[0] int", lambda op=op: op(X, [boxes(1).long()], 2), TypeError,
-         "boxes[0]")  # fmt: skip
-    case(M, f"{name} boxes[0] list", lambda op=op: op(X, [[[0.0, 0, 1, 1]]], 2), TypeError,
-         "boxes[0]")  # fmt: skip
-    case(M, f"{name} batch index 2", lambda op=op: op(X, roi_rows([2, 0, 0, 2, 2]), 2),
-         ValueError, "boxes")  # fmt: skip
-    case(M, f"{name} batch index 0.5", lambda op=op: op(X, roi_rows([0.5, 0, 0, 2, 2]), 2),
-         ValueError, "boxes")  # fmt: skip
-    case(M, f"{name} batch index -1", lambda op=op: op(X, roi_rows([-1, 0, 0, 2, 2]), 2),
-         ValueError, "boxes")  # fmt: skip
-    case(M, f"{name} boxes nan", lambda op=op: op(X, roi_rows([0, NAN, 0, 2, 2]), 2), ValueError,
-         "boxes")  # fmt: skip
-    case(M, f"{name} boxes inf", lambda op=op: op(X, roi_rows([0, 0, 0, INF, 2]), 2), ValueError,
-         "boxes")  # fmt: skip
+    case(
+        M,
+        f"{name} boxes[0] [1, 5]",
+        lambda op=op: op(X, [torch.zeros(1, 5)], 2),
+        ValueError,
+        "boxes[0]",
+    )
+    case(
+        M,
+        f"{name} boxes list too long",
+        lambda op=op: op(X, [boxes(1)] * 3, 2),
+        ValueError,
+        "boxes",
+    )
+    case(
+        M, f"{name} boxes[0] int", lambda op=op: op(X, [boxes(1).long()], 2), TypeError, "boxes[0]"
+    )
+    case(
+        M,
+        f"{name} boxes[0] list",
+        lambda op=op: op(X, [[[0.0, 0, 1, 1]]], 2),
+        TypeError,
+        "boxes[0]",
+    )
+    case(
+        M,
+        f"{name} batch index 2",
+        lambda op=op: op(X, roi_rows([2, 0, 0, 2, 2]), 2),
+        ValueError,
+        "boxes",
+    )
+    case(
+        M,
+        f"{name} batch index 0.5",
+        lambda op=op: op(X, roi_rows([0.5, 0, 0, 2, 2]), 2),
+        ValueError,
+        "boxes",
+    )
+    case(
+        M,
+        f"{name} batch index -1",
+        lambda op=op: op(X, roi_rows([-1, 0, 0, 2, 2]), 2),
+        ValueError,
+        "boxes",
+    )
+    case(
+        M,
+        f"{name} boxes nan",
+        lambda op=op: op(X, roi_rows([0, NAN, 0, 2, 2]), 2),
+        ValueError,
+        "boxes",
+    )
+    case(
+        M,
+        f"{name} boxes inf",
+        lambda op=op: op(X, roi_rows([0, 0, 0, INF, 2]), 2),
+        ValueError,
+        "boxes",
+    )
     case(M, f"{name} output_size 0", lambda op=op: op(X, R1, 0), ValueError, "output_size")
     case(M, f"{name} output_size (2,)", lambda op=op: op(X, R1, (2,)), ValueError, "output_size")
     case(M, f"{name} output_size 2.5", lambda op=op: op(X, R1, 2.5), TypeError, "output_size")
     case(M, f"{name} output_size str", lambda op=op: op(X, R1, "2"), TypeError, "output_size")
-    case(M, f"{name} output_size (2, -1)", lambda op=op: op(X, R1, (2, -1)), ValueError,
-         "output_size")  # fmt: skip
-    case(M, f"{name} spatial_scale str", lambda op=op: op(X, R1, 2, "1"), TypeError,
-         "spatial_scale")  # fmt: skip
-    case(M, f"{name} spatial_scale 0", lambda op=op: op(X, R1, 2, 0.0), ValueError,
-         "spatial_scale")  # fmt: skip
-    case(M, f"{name} spatial_scale < 0", lambda op=op: op(X, R1, 2, -1.0), ValueError,
-         "spatial_scale")  # fmt: skip
-    case(M, f"{name} spatial_scale nan", lambda op=op: op(X, R1, 2, NAN), ValueError,
-         "spatial_scale")  # fmt: skip
+    case(
+        M,
+        f"{name} output_size (2, -1)",
+        lambda op=op: op(X, R1, (2, -1)),
+        ValueError,
+        "output_size",
+    )
+    case(
+        M, f"{name} spatial_scale str", lambda op=op: op(X, R1, 2, "1"), TypeError, "spatial_scale"
+    )
+    case(M, f"{name} spatial_scale 0", lambda op=op: op(X, R1, 2, 0.0), ValueError, "spatial_scale")
+    case(
+        M,
+        f"{name} spatial_scale < 0",
+        lambda op=op: op(X, R1, 2, -1.0),
+        ValueError,
+        "spatial_scale",
+    )
+    case(
+        M, f"{name} spatial_scale nan", lambda op=op: op(X, R1, 2, NAN), ValueError, "spatial_scale"
+    )
     for label, box in (
         ("absurd box", [0, -1e9, -1e9, 1e9, 1e9]),
         ("absurd far box", [0, 1e12, 1e12, 3e12, 3e12]),
         ("huge box", [0, 0, 0, 1e30, 1e30]),
     ):
-        case(M, f"{name} {label}", lambda op=op, box=box: op(X, roi_rows(box), 7), None,
-             check=shaped(1, 3, 7, 7))  # fmt: skip
-case(M, "roi_align sampling_ratio 2.5", lambda: det.roi_align(X, R1, 2, 1.0, 2.5), TypeError,
-     "sampling_ratio")  # fmt: skip
-case(M, "roi_align sampling_ratio True", lambda: det.roi_align(X, R1, 2, 1.0, True), TypeError,
-     "sampling_ratio")  # fmt: skip
-case(M, "roi_align aligned str", lambda: det.roi_align(X, R1, 2, 1.0, 2, "yes"), TypeError,
-     "aligned")  # fmt: skip
+        case(
+            M,
+            f"{name} {label}",
+            lambda op=op, box=box: op(X, roi_rows(box), 7),
+            None,
+            check=shaped(1, 3, 7, 7),
+        )
+case(
+    M,
+    "roi_align sampling_ratio 2.5",
+    lambda: det.roi_align(X, R1, 2, 1.0, 2.5),
+    TypeError,
+    "sampling_ratio",
+)
+case(
+    M,
+    "roi_align sampling_ratio True",
+    lambda: det.roi_align(X, R1, 2, 1.0, True),
+    TypeError,
+    "sampling_ratio",
+)
+case(
+    M, "roi_align aligned str", lambda: det.roi_align(X, R1, 2, 1.0, 2, "yes"), TypeError, "aligned"
+)
 case(M, "roi_align aligned 1", lambda: det.roi_align(X, R1, 2, 1.0, 2, 1), TypeError, "aligned")
-case(M, "roi_align absurd box, sampling 2",
-     lambda: det.roi_align(X, roi_rows([0, -1e9, -1e9, 1e9, 1e9]), 7, 1.0, 2, True), None,
-     check=shaped(1, 3, 7, 7))  # fmt: skip
+case(
+    M,
+    "roi_align absurd box, sampling 2",
+    lambda: det.roi_align(X, roi_rows([0, -1e9, -1e9, 1e9, 1e9]), 7, 1.0, 2, True),
+    None,
+    check=shaped(1, 3, 7, 7),
+)
 
 # --------------------------------------------------------------------------------------
 # anchors
@@ -253,35 +385,58 @@ case(M, "aspect_ratios empty", lambda: ga((2, 2), 8, (16,), []), ValueError, "as
 case(M, "dtype int64", lambda: ga((2, 2), 8, (16,), dtype=torch.int64), TypeError, "dtype")
 case(M, "dtype str", lambda: ga((2, 2), 8, (16,), dtype="float32"), TypeError, "dtype")
 A4 = det.generate_anchors((2, 2), 8, (12,)) if hasattr(det, "generate_anchors") else None
-case(M, "match anchors list", lambda: det.match_anchors(A4.tolist(), B2, 0.7, 0.3), TypeError,
-     "anchors")  # fmt: skip
-case(M, "match gt_boxes [2, 5]", lambda: det.match_anchors(A4, torch.ones(2, 5), 0.7, 0.3),
-     ValueError, "gt_boxes")  # fmt: skip
+case(
+    M,
+    "match anchors list",
+    lambda: det.match_anchors(A4.tolist(), B2, 0.7, 0.3),
+    TypeError,
+    "anchors",
+)
+case(
+    M,
+    "match gt_boxes [2, 5]",
+    lambda: det.match_anchors(A4, torch.ones(2, 5), 0.7, 0.3),
+    ValueError,
+    "gt_boxes",
+)
 case(M, "match high str", lambda: det.match_anchors(A4, B2, "0.7", 0.3), TypeError, "high")
 case(M, "match high 1.5", lambda: det.match_anchors(A4, B2, 1.5, 0.3), ValueError, "high")
 case(M, "match low < 0", lambda: det.match_anchors(A4, B2, 0.7, -0.1), ValueError, "low")
 case(M, "match low > high", lambda: det.match_anchors(A4, B2, 0.3, 0.7), ValueError, "low")
-case(M, "match anchors nan", lambda: det.match_anchors(with_value(A4, NAN), B2, 0.7, 0.3),
-     ValueError, "anchors")  # fmt: skip
-case(M, "match allow_low_quality str", lambda: det.match_anchors(A4, B2, 0.7, 0.3, "yes"),
-     TypeError, "allow_low_quality")  # fmt: skip
-case(M, "match gt_boxes bool", lambda: det.match_anchors(A4, B2 > 1, 0.7, 0.3), TypeError,
-     "gt_boxes")  # fmt: skip
+case(
+    M,
+    "match anchors nan",
+    lambda: det.match_anchors(with_value(A4, NAN), B2, 0.7, 0.3),
+    ValueError,
+    "anchors",
+)
+case(
+    M,
+    "match allow_low_quality str",
+    lambda: det.match_anchors(A4, B2, 0.7, 0.3, "yes"),
+    TypeError,
+    "allow_low_quality",
+)
+case(
+    M, "match gt_boxes bool", lambda: det.match_anchors(A4, B2 > 1, 0.7, 0.3), TypeError, "gt_boxes"
+)
 L4 = torch.tensor([1, 0, 0, -1])
 case(M, "sample labels list", lambda: det.sample_labels([1, 0], 4, 0.5), TypeError, "labels")
-case(M, "sample labels [4, 1]", lambda: det.sample_labels(L4[:, None], 4, 0.5), ValueError,
-     "labels")  # fmt: skip
+case(
+    M, "sample labels [4, 1]", lambda: det.sample_labels(L4[:, None], 4, 0.5), ValueError, "labels"
+)
 case(M, "sample labels float", lambda: det.sample_labels(L4.float(), 4, 0.5), TypeError, "labels")
-case(M, "sample num_samples < 0", lambda: det.sample_labels(L4, -1, 0.5), ValueError,
-     "num_samples")  # fmt: skip
-case(M, "sample num_samples float", lambda: det.sample_labels(L4, 2.5, 0.5), TypeError,
-     "num_samples")  # fmt: skip
-case(M, "sample fraction 1.5", lambda: det.sample_labels(L4, 4, 1.5), ValueError,
-     "positive_fraction")  # fmt: skip
-case(M, "sample fraction str", lambda: det.sample_labels(L4, 4, "a"), TypeError,
-     "positive_fraction")  # fmt: skip
-case(M, "sample generator str", lambda: det.sample_labels(L4, 4, 0.5, "x"), TypeError,
-     "generator")  # fmt: skip
+case(M, "sample num_samples < 0", lambda: det.sample_labels(L4, -1, 0.5), ValueError, "num_samples")
+case(
+    M, "sample num_samples float", lambda: det.sample_labels(L4, 2.5, 0.5), TypeError, "num_samples"
+)
+case(
+    M, "sample fraction 1.5", lambda: det.sample_labels(L4, 4, 1.5), ValueError, "positive_fraction"
+)
+case(
+    M, "sample fraction str", lambda: det.sample_labels(L4, 4, "a"), TypeError, "positive_fraction"
+)
+case(M, "sample generator str", lambda: det.sample_labels(L4, 4, 0.5, "x"), TypeError, "generator")
 
 # --------------------------------------------------------------------------------------
 # evaluation
@@ -292,20 +447,19 @@ prc, ap = det.precision_recall_curve, det.average_precision
 case(M, "curve scores list", lambda: prc([0.9, 0.3, 0.6], MA, 3), TypeError, "scores")
 case(M, "curve scores [3, 1]", lambda: prc(SC[:, None], MA, 3), ValueError, "scores")
 case(M, "curve matched short", lambda: prc(SC, MA[:2], 3), ValueError, "matched")
-case(M, "curve matched 0.5", lambda: prc(SC, torch.tensor([0.5, 0.0, 1.0]), 3), ValueError,
-     "matched")  # fmt: skip
+case(
+    M, "curve matched 0.5", lambda: prc(SC, torch.tensor([0.5, 0.0, 1.0]), 3), ValueError, "matched"
+)
 case(M, "curve matched 2", lambda: prc(SC, torch.tensor([2, 0, 1]), 3), ValueError, "matched")
 case(M, "curve num_ground_truth str", lambda: prc(SC, MA, "3"), TypeError, "num_ground_truth")
 case(M, "curve num_ground_truth < 0", lambda: prc(SC, MA, -1), ValueError, "num_ground_truth")
 case(M, "curve num_ground_truth float", lambda: prc(SC, MA, 2.5), TypeError, "num_ground_truth")
 case(M, "curve fewer objects than hits", lambda: prc(SC, MA, 1), ValueError, "num_ground_truth")
 case(M, "curve scores nan", lambda: prc(with_value(SC, NAN), MA, 3), ValueError, "scores")
-case(M, "curve matched complex", lambda: prc(SC, MA.to(torch.complex64), 3), TypeError,
-     "matched")  # fmt: skip
+case(M, "curve matched complex", lambda: prc(SC, MA.to(torch.complex64), 3), TypeError, "matched")
 case(M, "ap method voc12", lambda: ap(SC, MA, 3, "voc12"), ValueError, "method")
 case(M, "ap method 3", lambda: ap(SC, MA, 3, 3), ValueError, "method")
-case(M, "ap matched 0.3", lambda: ap(SC, torch.tensor([0.3, 0.0, 1.0]), 3), ValueError,
-     "matched")  # fmt: skip
+case(M, "ap matched 0.3", lambda: ap(SC, torch.tensor([0.3, 0.0, 1.0]), 3), ValueError, "matched")
 case(M, "ap matched short, no objects", lambda: ap(SC, MA[:1], 0), ValueError, "matched")
 case(M, "ap scores str", lambda: ap("scores", MA, 3), TypeError, "scores")
 case(M, "ap num_ground_truth None", lambda: ap(SC, MA, None), TypeError, "num_ground_truth")
@@ -333,28 +487,73 @@ def target(**change: Any) -> dict:
 
 ev = det.evaluate_detections
 case(M, "eval predictions dict", lambda: ev(prediction(), [target()]), TypeError, "predictions")
-case(M, "eval predictions[0] list", lambda: ev([[B2, S2]], [target()]), TypeError,
-     "predictions[0]")  # fmt: skip
-case(M, "eval no scores", lambda: ev([prediction(scores=None)], [target()]), ValueError,
-     "predictions[0]")  # fmt: skip
-case(M, "eval no labels", lambda: ev([prediction()], [target(labels=None)]), ValueError,
-     "targets[0]")  # fmt: skip
-case(M, "eval lengths differ", lambda: ev([prediction()], [target(), target()]), ValueError,
-     "predictions")  # fmt: skip
-case(M, "eval boxes [2, 5]", lambda: ev([prediction(boxes=torch.ones(2, 5))], [target()]),
-     ValueError, "predictions[0]['boxes']")  # fmt: skip
-case(M, "eval labels float", lambda: ev([prediction(labels=torch.tensor([0.0, 1.0]))],
-                                        [target()]), TypeError, "predictions[0]['labels']")  # fmt: skip
-case(M, "eval scores short", lambda: ev([prediction(scores=S2[:1])], [target()]), ValueError,
-     "predictions[0]['scores']")  # fmt: skip
-case(M, "eval boxes nan", lambda: ev([prediction(boxes=with_value(B2, NAN))], [target()]),
-     ValueError, "predictions[0]['boxes']")  # fmt: skip
-case(M, "eval scores nan", lambda: ev([prediction(scores=with_value(S2, NAN))], [target()]),
-     ValueError, "predictions[0]['scores']")  # fmt: skip
-case(M, "eval inverted box", lambda: ev([prediction()], [target(boxes=B2[:, [2, 3, 0, 1]])]),
-     ValueError, "targets[0]['boxes']")  # fmt: skip
-case(M, "eval boxes list", lambda: ev([prediction()], [target(boxes=B2.tolist())]), TypeError,
-     "targets[0]['boxes']")  # fmt: skip
+case(M, "eval predictions[0] list", lambda: ev([[B2, S2]], [target()]), TypeError, "predictions[0]")
+case(
+    M,
+    "eval no scores",
+    lambda: ev([prediction(scores=None)], [target()]),
+    ValueError,
+    "predictions[0]",
+)
+case(
+    M, "eval no labels", lambda: ev([prediction()], [target(labels=None)]), ValueError, "targets[0]"
+)
+case(
+    M,
+    "eval lengths differ",
+    lambda: ev([prediction()], [target(), target()]),
+    ValueError,
+    "predictions",
+)
+case(
+    M,
+    "eval boxes [2, 5]",
+    lambda: ev([prediction(boxes=torch.ones(2, 5))], [target()]),
+    ValueError,
+    "predictions[0]['boxes']",
+)
+case(
+    M,
+    "eval labels float",
+    lambda: ev([prediction(labels=torch.tensor([0.0, 1.0]))], [target()]),
+    TypeError,
+    "predictions[0]['labels']",
+)
+case(
+    M,
+    "eval scores short",
+    lambda: ev([prediction(scores=S2[:1])], [target()]),
+    ValueError,
+    "predictions[0]['scores']",
+)
+case(
+    M,
+    "eval boxes nan",
+    lambda: ev([prediction(boxes=with_value(B2, NAN))], [target()]),
+    ValueError,
+    "predictions[0]['boxes']",
+)
+case(
+    M,
+    "eval scores nan",
+    lambda: ev([prediction(scores=with_value(S2, NAN))], [target()]),
+    ValueError,
+    "predictions[0]['scores']",
+)
+case(
+    M,
+    "eval inverted box",
+    lambda: ev([prediction()], [target(boxes=B2[:, [2, 3, 0, 1]])]),
+    ValueError,
+    "targets[0]['boxes']",
+)
+case(
+    M,
+    "eval boxes list",
+    lambda: ev([prediction()], [target(boxes=B2.tolist())]),
+    TypeError,
+    "targets[0]['boxes']",
+)
 case(M, "eval targets str", lambda: ev([prediction()], "targets"), TypeError, "targets")
 
 # --------------------------------------------------------------------------------------
@@ -366,11 +565,20 @@ TG = [target(), target()]
 case(M, "shapes_tensors int", lambda: det.shapes_tensors(5), TypeError, "dataset")
 case(M, "shapes_tensors str", lambda: det.shapes_tensors("abc"), TypeError, "dataset")
 case(M, "shapes_tensors empty", lambda: det.shapes_tensors([]), ValueError, "dataset")
-case(M, "shapes_tensors target int", lambda: det.shapes_tensors([(IMG[0], 5)]), TypeError,
-     "dataset[0]")  # fmt: skip
-case(M, "shapes_tensors sizes differ",
-     lambda: det.shapes_tensors([(IMG[0], target()), (torch.zeros(3, 8, 8), target())]),
-     ValueError, "dataset")  # fmt: skip
+case(
+    M,
+    "shapes_tensors target int",
+    lambda: det.shapes_tensors([(IMG[0], 5)]),
+    TypeError,
+    "dataset[0]",
+)
+case(
+    M,
+    "shapes_tensors sizes differ",
+    lambda: det.shapes_tensors([(IMG[0], target()), (torch.zeros(3, 8, 8), target())]),
+    ValueError,
+    "dataset",
+)
 rb = det.random_batches
 case(M, "batches images list", lambda: rb(IMG.tolist(), TG, 2), TypeError, "images")
 case(M, "batches images 3-d", lambda: rb(IMG[0], TG, 2), ValueError, "images")
@@ -379,12 +587,22 @@ case(M, "batches batch_size 0", lambda: rb(IMG, TG, 0), ValueError, "batch_size"
 case(M, "batches batch_size float", lambda: rb(IMG, TG, 2.5), TypeError, "batch_size")
 case(M, "batches flip str", lambda: rb(IMG, TG, 2, flip="yes"), TypeError, "flip")
 case(M, "batches seed < 0", lambda: rb(IMG, TG, 2, seed=-1), ValueError, "seed")
-case(M, "batches target without boxes", lambda: rb(IMG, [target(boxes=None)] * 2, 2),
-     ValueError, "targets[0]")  # fmt: skip
+case(
+    M,
+    "batches target without boxes",
+    lambda: rb(IMG, [target(boxes=None)] * 2, 2),
+    ValueError,
+    "targets[0]",
+)
 case(M, "batches no images", lambda: rb(IMG[:0], [], 2), ValueError, "images")
 case(M, "batches targets dict", lambda: rb(IMG, {"boxes": B2}, 2), TypeError, "targets")
-case(M, "batches labels float", lambda: rb(IMG, [target(labels=torch.zeros(2))] * 2, 2),
-     TypeError, "targets[0]['labels']")  # fmt: skip
+case(
+    M,
+    "batches labels float",
+    lambda: rb(IMG, [target(labels=torch.zeros(2))] * 2, 2),
+    TypeError,
+    "targets[0]['labels']",
+)
 
 # --------------------------------------------------------------------------------------
 # models
@@ -400,26 +618,50 @@ def small(factory: Callable[..., torch.nn.Module], *args: Any, **kwargs: Any) ->
 
 
 case(M, "predict model str", lambda: det.predict("model", IM64), TypeError, "model")
-case(M, "predict images 3-d", lambda: det.predict(small(det.OneStageDetector), IM64[0]),
-     ValueError, "images")  # fmt: skip
-case(M, "predict batch_size 0", lambda: det.predict(small(det.OneStageDetector), IM64, 0),
-     ValueError, "batch_size")  # fmt: skip
+case(
+    M,
+    "predict images 3-d",
+    lambda: det.predict(small(det.OneStageDetector), IM64[0]),
+    ValueError,
+    "images",
+)
+case(
+    M,
+    "predict batch_size 0",
+    lambda: det.predict(small(det.OneStageDetector), IM64, 0),
+    ValueError,
+    "batch_size",
+)
 case(M, "backbone channels 0", lambda: det.ConvBackbone(0), ValueError, "channels")
 case(M, "backbone channels str", lambda: det.ConvBackbone("a"), TypeError, "channels")
-case(M, "backbone images 1 channel", lambda: det.ConvBackbone(8)(torch.zeros(2, 1, 16, 16)),
-     ValueError, "images")  # fmt: skip
-case(M, "backbone images float64", lambda: det.ConvBackbone(8)(IM64.double()), TypeError,
-     "images")  # fmt: skip
+case(
+    M,
+    "backbone images 1 channel",
+    lambda: det.ConvBackbone(8)(torch.zeros(2, 1, 16, 16)),
+    ValueError,
+    "images",
+)
+case(M, "backbone images float64", lambda: det.ConvBackbone(8)(IM64.double()), TypeError, "images")
 so = det.SingleObjectDetector
 case(M, "single num_classes 0", lambda: so(num_classes=0), ValueError, "num_classes")
 case(M, "single image_size 60", lambda: so(image_size=60), ValueError, "image_size")
 case(M, "single box_weight < 0", lambda: so(box_weight=-1.0), ValueError, "box_weight")
 case(M, "single unknown keyword", lambda: so(chanels=8), TypeError, "chanels")
-case(M, "single images 32x32", lambda: so(channels=8)(torch.zeros(1, 3, 32, 32)), ValueError,
-     "images")  # fmt: skip
+case(
+    M,
+    "single images 32x32",
+    lambda: so(channels=8)(torch.zeros(1, 3, 32, 32)),
+    ValueError,
+    "images",
+)
 case(M, "single two objects", lambda: so(channels=8)(IM64, [target()]), ValueError, "targets")
-case(M, "single label 5", lambda: so(channels=8)(IM64, [target(labels=torch.tensor([5, 0]))]),
-     ValueError, "targets[0]['labels']")  # fmt: skip
+case(
+    M,
+    "single label 5",
+    lambda: so(channels=8)(IM64, [target(labels=torch.tensor([5, 0]))]),
+    ValueError,
+    "targets[0]['labels']",
+)
 swp = det.sliding_window_proposals
 case(M, "windows image_size str", lambda: swp("64"), TypeError, "image_size")
 case(M, "windows image_size 0", lambda: swp(0), ValueError, "image_size")
@@ -430,8 +672,9 @@ case(M, "windows stride tiny", lambda: swp(64, (12,), 1e-6), ValueError, "stride
 case(M, "windows stride nan", lambda: swp(64, (12,), NAN), ValueError, "stride")
 case(M, "head in_features 0", lambda: det.RegionHead(0, 3), ValueError, "in_features")
 case(M, "head num_classes 0", lambda: det.RegionHead(8, 0), ValueError, "num_classes")
-case(M, "head features size", lambda: det.RegionHead(8, 3)(torch.zeros(2, 5)), ValueError,
-     "features")  # fmt: skip
+case(
+    M, "head features size", lambda: det.RegionHead(8, 3)(torch.zeros(2, 5)), ValueError, "features"
+)
 LG, DL = torch.zeros(2, 4), torch.zeros(2, 3, 4)
 pr = det.postprocess_regions
 case(M, "post logits [2]", lambda: pr(LG[:, 0], DL, [B2], (64, 64)), ValueError, "logits")
@@ -440,48 +683,121 @@ case(M, "post logits L", lambda: pr(LG[:, :3], DL, [B2], (64, 64)), ValueError, 
 case(M, "post regions total", lambda: pr(LG, DL, [B2[:1]], (64, 64)), ValueError, "regions")
 case(M, "post regions tensor", lambda: pr(LG, DL, B2, (64, 64)), TypeError, "regions")
 case(M, "post image_size 0", lambda: pr(LG, DL, [B2], (0, 64)), ValueError, "image_size")
-case(M, "post score_threshold str", lambda: pr(LG, DL, [B2], (64, 64), "a"), TypeError,
-     "score_threshold")  # fmt: skip
-case(M, "post max_detections < 0", lambda: pr(LG, DL, [B2], (64, 64), 0.05, 0.5, -1),
-     ValueError, "max_detections")  # fmt: skip
+case(
+    M,
+    "post score_threshold str",
+    lambda: pr(LG, DL, [B2], (64, 64), "a"),
+    TypeError,
+    "score_threshold",
+)
+case(
+    M,
+    "post max_detections < 0",
+    lambda: pr(LG, DL, [B2], (64, 64), 0.05, 0.5, -1),
+    ValueError,
+    "max_detections",
+)
 case(M, "rcnn proposals list", lambda: small(det.RCNN, WINDOWS.tolist()), TypeError, "proposals")
-case(M, "rcnn proposals [2, 5]", lambda: small(det.RCNN, torch.ones(2, 5)), ValueError,
-     "proposals")  # fmt: skip
-case(M, "rcnn proposals empty", lambda: small(det.RCNN, torch.zeros(0, 4)), ValueError,
-     "proposals")  # fmt: skip
-case(M, "rcnn proposals nan", lambda: small(det.RCNN, with_value(WINDOWS, NAN)), ValueError,
-     "proposals")  # fmt: skip
-case(M, "rcnn num_classes 0", lambda: small(det.RCNN, WINDOWS, num_classes=0), ValueError,
-     "num_classes")  # fmt: skip
-case(M, "rcnn targets short", lambda: small(det.RCNN, WINDOWS)(IM64.repeat(2, 1, 1, 1), T1),
-     ValueError, "targets")  # fmt: skip
-case(M, "rcnn label 3", lambda: small(det.RCNN, WINDOWS)(IM64, [target(labels=torch.tensor([3,
-     0]))]), ValueError, "targets[0]['labels']")  # fmt: skip
+case(M, "rcnn proposals [2, 5]", lambda: small(det.RCNN, torch.ones(2, 5)), ValueError, "proposals")
+case(M, "rcnn proposals empty", lambda: small(det.RCNN, torch.zeros(0, 4)), ValueError, "proposals")
+case(
+    M,
+    "rcnn proposals nan",
+    lambda: small(det.RCNN, with_value(WINDOWS, NAN)),
+    ValueError,
+    "proposals",
+)
+case(
+    M,
+    "rcnn num_classes 0",
+    lambda: small(det.RCNN, WINDOWS, num_classes=0),
+    ValueError,
+    "num_classes",
+)
+case(
+    M,
+    "rcnn targets short",
+    lambda: small(det.RCNN, WINDOWS)(IM64.repeat(2, 1, 1, 1), T1),
+    ValueError,
+    "targets",
+)
+case(
+    M,
+    "rcnn label 3",
+    lambda: small(det.RCNN, WINDOWS)(IM64, [target(labels=torch.tensor([3, 0]))]),
+    ValueError,
+    "targets[0]['labels']",
+)
 case(M, "rcnn images 3-d", lambda: small(det.RCNN, WINDOWS)(IM64[0]), ValueError, "images")
 case(M, "fast pool max", lambda: small(det.FastRCNN, WINDOWS, pool="max"), ValueError, "pool")
-case(M, "fast pool_size 0", lambda: small(det.FastRCNN, WINDOWS, pool_size=0), ValueError,
-     "pool_size")  # fmt: skip
+case(
+    M,
+    "fast pool_size 0",
+    lambda: small(det.FastRCNN, WINDOWS, pool_size=0),
+    ValueError,
+    "pool_size",
+)
 case(M, "fast no proposals", lambda: small(det.FastRCNN)(IM64), ValueError, "proposals")
-case(M, "fast regions_per_image 0", lambda: small(det.FastRCNN, WINDOWS, regions_per_image=0),
-     ValueError, "regions_per_image")  # fmt: skip
-case(M, "fast boxes nan", lambda: small(det.FastRCNN, WINDOWS)(IM64, [target(boxes=with_value(
-     B2, NAN))]), ValueError, "targets[0]['boxes']")  # fmt: skip
+case(
+    M,
+    "fast regions_per_image 0",
+    lambda: small(det.FastRCNN, WINDOWS, regions_per_image=0),
+    ValueError,
+    "regions_per_image",
+)
+case(
+    M,
+    "fast boxes nan",
+    lambda: small(det.FastRCNN, WINDOWS)(IM64, [target(boxes=with_value(B2, NAN))]),
+    ValueError,
+    "targets[0]['boxes']",
+)
 rpn = det.RegionProposalNetwork
 case(M, "rpn channels 0", lambda: rpn(0, 16, 4), ValueError, "channels")
 case(M, "rpn feature_size 0", lambda: rpn(8, (0, 4), 4), ValueError, "feature_size")
 case(M, "rpn stride 0", lambda: rpn(8, 16, 0), ValueError, "stride")
-case(M, "rpn features other grid", lambda: rpn(8, 16, 4)(torch.zeros(1, 8, 8, 8), (32, 32)),
-     ValueError, "features")  # fmt: skip
-case(M, "rpn features 3-d", lambda: rpn(8, 16, 4)(torch.zeros(8, 16, 16), (64, 64)), ValueError,
-     "features")  # fmt: skip
-case(M, "rpn image_size str", lambda: rpn(8, 16, 4)(torch.zeros(1, 8, 16, 16), "64"), TypeError,
-     "image_size")  # fmt: skip
-case(M, "faster image_size 62", lambda: small(det.FasterRCNN, image_size=62), ValueError,
-     "image_size")  # fmt: skip
-case(M, "faster images 32x32", lambda: small(det.FasterRCNN)(torch.zeros(1, 3, 32, 32)),
-     ValueError, "images")  # fmt: skip
-case(M, "faster target boxes [1, 3]", lambda: small(det.FasterRCNN)(IM64, [target(
-     boxes=torch.zeros(2, 3))]), ValueError, "targets[0]['boxes']")  # fmt: skip
+case(
+    M,
+    "rpn features other grid",
+    lambda: rpn(8, 16, 4)(torch.zeros(1, 8, 8, 8), (32, 32)),
+    ValueError,
+    "features",
+)
+case(
+    M,
+    "rpn features 3-d",
+    lambda: rpn(8, 16, 4)(torch.zeros(8, 16, 16), (64, 64)),
+    ValueError,
+    "features",
+)
+case(
+    M,
+    "rpn image_size str",
+    lambda: rpn(8, 16, 4)(torch.zeros(1, 8, 16, 16), "64"),
+    TypeError,
+    "image_size",
+)
+case(
+    M,
+    "faster image_size 62",
+    lambda: small(det.FasterRCNN, image_size=62),
+    ValueError,
+    "image_size",
+)
+case(
+    M,
+    "faster images 32x32",
+    lambda: small(det.FasterRCNN)(torch.zeros(1, 3, 32, 32)),
+    ValueError,
+    "images",
+)
+case(
+    M,
+    "faster target boxes [1, 3]",
+    lambda: small(det.FasterRCNN)(IM64, [target(boxes=torch.zeros(2, 3))]),
+    ValueError,
+    "targets[0]['boxes']",
+)
 os_ = det.OneStageDetector
 case(M, "one prior 0", lambda: small(os_, prior=0.0), ValueError, "prior")
 case(M, "one prior 1", lambda: small(os_, prior=1.0), ValueError, "prior")
@@ -492,13 +808,28 @@ case(M, "one targets [{}]", lambda: small(os_)(IM64, [{}]), ValueError, "targets
 case(M, "one images int", lambda: small(os_)(IM64.long()), TypeError, "images")
 fl = det.sigmoid_focal_loss
 case(M, "focal logits list", lambda: fl([0.0, 1.0], torch.zeros(2)), TypeError, "logits")
-case(M, "focal targets shape", lambda: fl(torch.zeros(2, 3), torch.zeros(3, 2)), ValueError,
-     "targets")  # fmt: skip
-case(M, "focal targets int", lambda: fl(torch.zeros(2), torch.zeros(2, dtype=torch.long)),
-     TypeError, "targets")  # fmt: skip
+case(
+    M,
+    "focal targets shape",
+    lambda: fl(torch.zeros(2, 3), torch.zeros(3, 2)),
+    ValueError,
+    "targets",
+)
+case(
+    M,
+    "focal targets int",
+    lambda: fl(torch.zeros(2), torch.zeros(2, dtype=torch.long)),
+    TypeError,
+    "targets",
+)
 case(M, "focal alpha str", lambda: fl(torch.zeros(2), torch.zeros(2), "a"), TypeError, "alpha")
-case(M, "focal gamma < 0", lambda: fl(torch.zeros(2), torch.zeros(2), 0.25, -1.0), ValueError,
-     "gamma")  # fmt: skip
+case(
+    M,
+    "focal gamma < 0",
+    lambda: fl(torch.zeros(2), torch.zeros(2), 0.25, -1.0),
+    ValueError,
+    "gamma",
+)
 case(M, "focal alpha 2", lambda: fl(torch.zeros(2), torch.zeros(2), 2.0), ValueError, "alpha")
 
 # --------------------------------------------------------------------------------------
@@ -508,8 +839,13 @@ M = "data (shapes)"
 case(M, "num_images str", lambda: ShapesDataset("3"), TypeError, "num_images")
 case(M, "num_images < 0", lambda: ShapesDataset(-1), ValueError, "num_images")
 case(M, "image_size 8", lambda: ShapesDataset(3, image_size=8), ValueError, "image_size")
-case(M, "min_objects > max", lambda: ShapesDataset(3, min_objects=4, max_objects=3), ValueError,
-     "min_objects")  # fmt: skip
+case(
+    M,
+    "min_objects > max",
+    lambda: ShapesDataset(3, min_objects=4, max_objects=3),
+    ValueError,
+    "min_objects",
+)
 case(M, "min_size 0", lambda: ShapesDataset(3, min_size=0.0), ValueError, "min_size")
 case(M, "min_size str", lambda: ShapesDataset(3, min_size="a"), TypeError, "min_size")
 case(M, "max_size 2", lambda: ShapesDataset(3, max_size=2.0), ValueError, "max_size")
@@ -520,17 +856,26 @@ case(M, "noise str", lambda: ShapesDataset(3, noise="a"), TypeError, "noise")
 case(M, "noise nan", lambda: ShapesDataset(3, noise=NAN), ValueError, "noise")
 case(M, "noise inf", lambda: ShapesDataset(3, noise=INF), ValueError, "noise")
 case(M, "seed < 0", lambda: ShapesDataset(3, seed=-1), ValueError, "seed")
-case(M, "shapes below 4 pixels", lambda: ShapesDataset(3, image_size=16, min_size=0.2),
-     ValueError, "min_size")  # fmt: skip
+case(
+    M,
+    "shapes below 4 pixels",
+    lambda: ShapesDataset(3, image_size=16, min_size=0.2),
+    ValueError,
+    "min_size",
+)
 case(M, "index 3 of 3", lambda: ShapesDataset(3)[3], IndexError, "index")
 case(M, "index str", lambda: ShapesDataset(3)["a"], TypeError, "index")
 case(M, "index float", lambda: ShapesDataset(3)[1.5], TypeError, "index")
 case(M, "collate empty", lambda: collate_detection([]), ValueError, "batch")
 case(M, "collate int", lambda: collate_detection(5), TypeError, "batch")
 case(M, "collate not pairs", lambda: collate_detection([IMG[0]]), TypeError, "batch[0]")
-case(M, "collate sizes differ",
-     lambda: collate_detection([(IMG[0], target()), (torch.zeros(3, 8, 8), target())]),
-     ValueError, "batch")  # fmt: skip
+case(
+    M,
+    "collate sizes differ",
+    lambda: collate_detection([(IMG[0], target()), (torch.zeros(3, 8, 8), target())]),
+    ValueError,
+    "batch",
+)
 
 MODULES = sorted({c.module for c in CASES})
 
@@ -590,8 +935,16 @@ def test_bad_input_shapes_data(c: Case) -> None:
 
 
 def test_every_module_is_probed() -> None:
-    assert MODULES == ["anchors", "boxes", "data (shapes)", "evaluation", "models", "nms", "roi",
-                       "targets"]  # fmt: skip
+    assert MODULES == [
+        "anchors",
+        "boxes",
+        "data (shapes)",
+        "evaluation",
+        "models",
+        "nms",
+        "roi",
+        "targets",
+    ]
     assert len(CASES) >= 250
 
 
@@ -609,7 +962,7 @@ def classify(c: Case, seconds: float = 20.0) -> Tuple[str, str]:
         resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
         try:
             result = c.call()
-        except Exception as error:  # noqa: BLE001  the point is to see what comes out
+        except Exception as error:  # the point is to see what comes out
             conn.send(("raised", type(error).__name__, str(error)[:200]))
             return
         ok = c.check is None or bool(c.check(result))
@@ -650,7 +1003,11 @@ if __name__ == "__main__":
     for module in MODULES:
         row = counts[module]
         total.update(row)
-        print(f"{module:15s} {sum(row.values()):6d} {row['clear']:6d} {row['obscure']:8d} "
-              f"{row['silent']:7d} {row['hang']:5d}")  # fmt: skip
-    print(f"{'all':15s} {sum(total.values()):6d} {total['clear']:6d} {total['obscure']:8d} "
-          f"{total['silent']:7d} {total['hang']:5d}")  # fmt: skip
+        print(
+            f"{module:15s} {sum(row.values()):6d} {row['clear']:6d} {row['obscure']:8d} "
+            f"{row['silent']:7d} {row['hang']:5d}"
+        )
+    print(
+        f"{'all':15s} {sum(total.values()):6d} {total['clear']:6d} {total['obscure']:8d} "
+        f"{total['silent']:7d} {total['hang']:5d}"
+    )
