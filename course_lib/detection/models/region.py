@@ -197,6 +197,8 @@ def postprocess_regions(
         )
     size = check_image_size("image_size", image_size)
     check_int("max_detections", max_detections, 0)
+    if not regions:
+        return []
     num_classes = deltas.shape[1]
     boxes = decode_boxes(torch.cat(regions)[:, None], deltas, box_weights)  # [K, L, 4]
     boxes = clip_boxes_to_image(boxes, size).reshape(-1, 4)
