@@ -34,8 +34,11 @@ __all__ = ["roi_align", "roi_pool"]
 BoxList = Union[Tensor, Sequence[Tensor]]
 Size2 = Union[int, Tuple[int, int], Sequence[int]]
 
-#: Values gathered per chunk (about 1 MiB in float32: the chunk stays in the L2 cache).
+#: Values gathered at once (about 1 MiB in float32, so that they stay in the L2 cache).
 _CHUNK_VALUES = 1 << 18
+#: Values per bucket of RoIs of similar size (the gather indices and the interpolation
+#: weights are built once per bucket, then used chunk by chunk).
+_BUCKET_VALUES = 1 << 22
 
 
 # --------------------------------------------------------------------------------------
@@ -96,15 +99,22 @@ def _check_roi_args(
 # --------------------------------------------------------------------------------------
 
 
-def _chunks(cost: Tensor, budget: int) -> List[Tensor]:
-    """Split RoIs [K] into groups whose summed ``cost`` stays near ``budget``, small costs
-    first, so that each group is padded only to sizes close to its own."""
-    if int(cost.sum()) <= budget:
+def _buckets(cost: Tensor) -> List[Tensor]:
+    """Split RoIs [K] into buckets whose summed ``cost`` (values to gather) stays near
+    ``_BUCKET_VALUES``, small costs first, so that a bucket is padded only to sizes close
+    to its own."""
+    if int(cost.sum()) <= _BUCKET_VALUES:
         return [torch.arange(cost.numel(), device=cost.device)]
     order = torch.argsort(cost, stable=True)
-    group = torch.cumsum(cost[order], 0).div_(budget, rounding_mode="floor")
+    group = torch.cumsum(cost[order], 0).div_(_BUCKET_VALUES, rounding_mode="floor")
     counts = torch.unique_consecutive(group, return_counts=True)[1]
     return list(order.split(counts.tolist()))
+
+
+def _chunk_slices(count: int, values_each: int) -> List[slice]:
+    """Consecutive slices of ``count`` items, each gathering about ``_CHUNK_VALUES`` values."""
+    step = max(1, _CHUNK_VALUES // max(values_each, 1))
+    return [slice(start, start + step) for start in range(0, count, step)]
 
 
 def _channels_last(input: Tensor) -> Tensor:
@@ -142,8 +152,9 @@ def _pool_bins(start: Tensor, size: Tensor, bins: int, limit: int) -> Tuple[Tens
 
 
 class _BinMax(torch.autograd.Function):
-    """``cells[index].amax(1)`` for ``cells`` [M, C] and ``index`` [N, n]: [N, C], with the
-    gradient going to the first maximal cell of each bin, as in RoI Pool's kernel.
+    """``cells[index].amax(1)`` for ``cells`` [M, C] and ``index`` [N, n]: [N, C], gathered in
+    cache-sized chunks, with the gradient going to the first maximal cell of each bin, as in
+    RoI Pool's kernel.
 
     (``torch.max(dim)`` also returns the first maximal index but is several times slower
     than ``amax``, whose own gradient would be shared among equal values.)
@@ -151,15 +162,20 @@ class _BinMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cells: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
-        values = F.embedding(index, cells)  # [N, n, C]
-        best = values.amax(1)
-        if ctx.needs_input_grad[0]:
-            n = index.shape[1]
-            rank_dtype = torch.int16 if n < 2**15 else torch.int64
-            rank = torch.arange(n, 0, -1, device=index.device, dtype=rank_dtype)  # n .. 1
-            hits = (values == best[:, None]) * rank[:, None]  # the first hit ranks highest
-            first = (n - hits.amax(1)).long()  # [N, C]
-            ctx.save_for_backward(index.gather(1, first))  # winning cell per output value
+        n, channels = index.shape[1], cells.shape[1]
+        best = cells.new_empty(index.shape[0], channels)
+        needs_grad = ctx.needs_input_grad[0]
+        winner = index.new_empty(best.shape) if needs_grad else None
+        rank = torch.arange(n, 0, -1, device=index.device, dtype=torch.int32)  # n .. 1
+        for part in _chunk_slices(index.shape[0], n * channels):
+            values = F.embedding(index[part], cells)  # [N, n, C]
+            best[part] = values.amax(1)
+            if winner is not None:  # the first hit has the highest rank
+                hits = (values == best[part, None]) * rank[:, None]
+                first = n - hits.amax(1).long()
+                winner[part] = index[part].gather(1, first)
+        if winner is not None:
+            ctx.save_for_backward(winner)
             ctx.num_cells = cells.shape[0]
         return best
 
@@ -201,7 +217,7 @@ def roi_pool(
     batch = rois[:, 0].long()
     out = input.new_empty(k, channels, p, q)
     tall, wide = rows_per_bin.amax(1).clamp(min=1), cols_per_bin.amax(1).clamp(min=1)
-    for part in _chunks(tall * wide * (p * q * channels), _CHUNK_VALUES):
+    for part in _buckets(tall * wide * (p * q * channels)):
         most_rows, most_cols = int(tall[part].max()), int(wide[part].max())
         steps_r = torch.arange(most_rows, device=input.device)
         steps_c = torch.arange(most_cols, device=input.device)
@@ -213,11 +229,10 @@ def roi_pool(
         rows = (batch[part, None, None] * height + rows.clamp_(max=height - 1)) * width
         # [k, P, Q, r, c]: the cells of every bin in row-major order, one row of cells each
         index = rows[:, :, None, :, None] + cols.clamp_(max=width - 1)[:, None, :, None, :]
-        index = index.view(-1, most_rows * most_cols)
-        result = _BinMax.apply(cells, index).view(-1, p, q, channels)
-        out.index_copy_(0, part, result.permute(0, 3, 1, 2))
+        result = _BinMax.apply(cells, index.view(-1, most_rows * most_cols))
+        out.index_copy_(0, part, result.view(-1, p, q, channels).permute(0, 3, 1, 2))
     empty = (rows_per_bin == 0)[:, :, None] | (cols_per_bin == 0)[:, None, :]
-    return out.masked_fill_(empty[:, None], 0.0)
+    return out.masked_fill_(empty[:, None], 0.0) if bool(empty.any()) else out
 
 
 # --------------------------------------------------------------------------------------
@@ -289,6 +304,20 @@ def _window(low: Tensor, weight: Tensor, size: int) -> Tuple[Tensor, Tensor]:
     return first.clamp(max=size - 1), span
 
 
+def _separable(weight_y: Tensor, window: Tensor, weight_x: Tensor) -> Tensor:
+    """``Wy @ window @ Wx^T`` per region and channel: weight_y [k, P, R], window
+    [k, R, S * C] (channels last), weight_x [k, Q, S] -> [k, C, P, Q]."""
+    k, p, _ = weight_y.shape
+    q, wide = weight_x.shape[1:]
+    channels = window.shape[2] // wide
+    along_y = torch.bmm(weight_y, window).view(k, p, wide, channels)  # [k, P, S, C]
+    if channels >= 8:  # rows of C values: batched products [Q, S] @ [S, C]
+        return torch.matmul(weight_x[:, None], along_y).permute(0, 3, 1, 2)
+    # few channels: one product [P * C, S] @ [S, Q] per region
+    along_y = along_y.transpose(2, 3).reshape(k, p * channels, wide)
+    return torch.bmm(along_y, weight_x.transpose(1, 2)).view(k, p, channels, q).permute(0, 2, 1, 3)
+
+
 def roi_align(
     input: Tensor,
     boxes: BoxList,
@@ -336,7 +365,7 @@ def roi_align(
     cells = _channels_last(input)
     batch = rois[:, 0].long()
     out = input.new_empty(k, channels, p, q)
-    for part in _chunks(rows.clamp(min=1) * cols.clamp(min=1) * channels, _CHUNK_VALUES):
+    for part in _buckets(rows.clamp(min=1) * cols.clamp(min=1) * channels):
         tall, wide = max(int(rows[part].max()), 1), max(int(cols[part].max()), 1)
         top_k, left_k = top[part].clamp(max=height - tall), left[part].clamp(max=width - wide)
         weight_y = _sampling_weights(*(t[part] for t in taps_y), top_k, tall)  # [k, P, R]
@@ -347,13 +376,7 @@ def roi_align(
         index = _window_index(
             batch[part], top_k[:, None] + steps_r, left_k[:, None] + steps_c, height, width
         )
-        window = F.embedding(index.view(-1), cells).view(-1, tall, wide * channels)
-        along_y = torch.bmm(weight_y, window).view(-1, p, wide, channels)  # [k, P, S, C]
-        if channels >= 8:  # rows of C values: batched products [Q, S] @ [S, C]
-            result = torch.matmul(weight_x[:, None], along_y).permute(0, 3, 1, 2)
-        else:  # few channels: one product [P * C, S] @ [S, Q] per region
-            along_y = along_y.transpose(2, 3).reshape(-1, p * channels, wide)
-            result = torch.bmm(along_y, weight_x.transpose(1, 2)).view(-1, p, channels, q)
-            result = result.permute(0, 2, 1, 3)
-        out.index_copy_(0, part, result)
+        for chunk in _chunk_slices(part.numel(), tall * wide * channels):
+            window = F.embedding(index[chunk].view(-1), cells).view(-1, tall, wide * channels)
+            out.index_copy_(0, part[chunk], _separable(weight_y[chunk], window, weight_x[chunk]))
     return out
