@@ -203,8 +203,9 @@ def _detection_set(num_images: int, per_image: int, num_classes: int = 5, seed: 
     return predictions, targets
 
 
-def _pycocotools_stats(predictions: List[Dict], targets: List[Dict]) -> torch.Tensor:
-    """The twelve COCOeval numbers, starting from the same tensors (conversion included)."""
+def coco_evaluator(predictions: List[Dict], targets: List[Dict]):
+    """pycocotools' ``COCOeval`` run on our per-image dicts (boxes converted to xywh); the
+    tests compare ``evaluate_detections`` with it too."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -244,7 +245,12 @@ def _pycocotools_stats(predictions: List[Dict], targets: List[Dict]) -> torch.Te
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return torch.tensor(evaluator.stats, dtype=torch.float64)
+    return evaluator
+
+
+def _pycocotools_stats(predictions: List[Dict], targets: List[Dict]) -> torch.Tensor:
+    """The twelve COCOeval numbers, starting from the same tensors (conversion included)."""
+    return torch.tensor(coco_evaluator(predictions, targets).stats, dtype=torch.float64)
 
 
 def _our_stats(predictions: List[Dict], targets: List[Dict]) -> torch.Tensor:

@@ -1,19 +1,17 @@
-"""course_lib.detection.evaluation against pycocotools' COCOeval (within 1e-6) and reference
+"""course_lib.detection.evaluation against pycocotools' COCOeval (within 1e-6; the COCO side is
+``coco_evaluator`` of the benchmarks, shared so the two cannot drift) and reference
 formulas of PASCAL VOC's AP, plus properties of the precision-recall curve."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
+import pycocotools  # noqa: F401  a required test dependency: missing, the file fails to load
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
+from benchmarks.bench_detection import coco_evaluator
 from course_lib import detection as det
 from tests.test_detection_boxes import random_boxes
 
@@ -21,47 +19,6 @@ STAT_NAMES = [
     "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
     "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large",
 ]  # fmt: skip
-
-
-def coco_evaluate(predictions, targets):
-    """pycocotools' COCOeval on the same data (boxes converted to xywh)."""
-
-    def xywh(boxes):
-        return det.box_convert(boxes.double(), "xyxy", "xywh").tolist()
-
-    annotations, results, categories = [], [], set()
-    for image_id, (prediction, target) in enumerate(zip(predictions, targets), start=1):
-        for box, label in zip(xywh(target["boxes"]), target["labels"].tolist()):
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": label,
-                    "bbox": box,
-                    "area": box[2] * box[3],
-                    "iscrowd": 0,
-                }
-            )
-            categories.add(label)
-        scores, labels = prediction["scores"].double().tolist(), prediction["labels"].tolist()
-        for box, score, label in zip(xywh(prediction["boxes"]), scores, labels):
-            results.append(
-                {"image_id": image_id, "category_id": label, "bbox": box, "score": score}
-            )
-            categories.add(label)
-    coco = COCO()
-    coco.dataset = {
-        "images": [{"id": i} for i in range(1, len(targets) + 1)],
-        "annotations": annotations,
-        "categories": [{"id": c} for c in sorted(categories)],
-    }
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        evaluator = COCOeval(coco, coco.loadRes(results), "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
 
 
 def random_detection_set(seed: int):
@@ -108,7 +65,7 @@ def test_evaluate_detections_equals_pycocotools(seed):
     predictions, targets = random_detection_set(seed)
     if sum(len(p["scores"]) for p in predictions) == 0:
         pytest.skip("pycocotools cannot load an empty result list")
-    evaluator = coco_evaluate(predictions, targets)
+    evaluator = coco_evaluator(predictions, targets)
     ours = det.evaluate_detections(predictions, targets)
     for name, value in zip(STAT_NAMES, evaluator.stats):
         assert abs(ours[name] - value) < 1e-6, (name, ours[name], value)

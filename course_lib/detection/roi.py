@@ -164,16 +164,15 @@ class _BinMax(torch.autograd.Function):
     def forward(ctx, cells: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
         n, channels = index.shape[1], cells.shape[1]
         best = cells.new_empty(index.shape[0], channels)
-        needs_grad = ctx.needs_input_grad[0]
-        winner = index.new_empty(best.shape) if needs_grad else None
-        rank = torch.arange(n, 0, -1, device=index.device, dtype=torch.int32)  # n .. 1
+        winner = index.new_empty(best.shape) if ctx.needs_input_grad[0] else None
+        rank_dtype = torch.uint8 if n < 2**8 else torch.int32
+        rank = torch.arange(n, 0, -1, device=index.device).to(rank_dtype)  # n .. 1
         for part in _chunk_slices(index.shape[0], n * channels):
             values = F.embedding(index[part], cells)  # [N, n, C]
-            best[part] = values.amax(1)
-            if winner is not None:  # the first hit has the highest rank
+            torch.amax(values, 1, out=best[part])
+            if winner is not None:  # the first maximal cell has the highest rank
                 hits = (values == best[part, None]) * rank[:, None]
-                first = n - hits.amax(1).long()
-                winner[part] = index[part].gather(1, first)
+                torch.gather(index[part], 1, n - hits.amax(1).long(), out=winner[part])
         if winner is not None:
             ctx.save_for_backward(winner)
             ctx.num_cells = cells.shape[0]
@@ -182,12 +181,9 @@ class _BinMax(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (winner,) = ctx.saved_tensors
-        channels = grad.shape[1]
-        flat = winner * channels + torch.arange(channels, device=grad.device)
-        grad_cells = grad.new_zeros(ctx.num_cells * channels)
-        grad_cells.index_add_(0, flat.view(-1), grad.reshape(-1))
-        return grad_cells.view(ctx.num_cells, channels), None
+        (winner,) = ctx.saved_tensors  # [N, C]: the cell each output value came from
+        grad_cells = grad.new_zeros(ctx.num_cells, grad.shape[1])
+        return grad_cells.scatter_add_(0, winner, grad), None
 
 
 def roi_pool(

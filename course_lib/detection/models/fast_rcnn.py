@@ -8,12 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-import torch
 from torch import Tensor
 
-from course_lib.detection.models.common import ConvBackbone, build_config
-from course_lib.detection.models.rcnn import check_proposals
-from course_lib.detection.models.region import RegionConfig, RegionDetector, RegionHead
+from course_lib.detection.models.common import build_config
+from course_lib.detection.models.region import RegionConfig, RegionDetector
 from course_lib.detection.roi import roi_align, roi_pool
 from course_lib.detection.targets import Target
 from course_lib.validation import check_choice
@@ -48,14 +46,7 @@ class FastRCNN(RegionDetector):
         config: Optional[FastRCNNConfig] = None,
         **overrides: Any,
     ) -> None:
-        super().__init__()
-        self.config = config = build_config(FastRCNNConfig, config, overrides)
-        if proposals is not None:
-            self.register_buffer("proposals", check_proposals(proposals))
-        self.backbone = ConvBackbone(config.channels)
-        in_features = config.channels * config.pool_size**2
-        self.head = RegionHead(in_features, config.num_classes, config.hidden)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        super().__init__(build_config(FastRCNNConfig, config, overrides), proposals)
 
     def propose(
         self, images: Tensor, targets: Optional[List[Target]]

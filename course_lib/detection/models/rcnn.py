@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 
 from course_lib.detection.models.common import ConvBackbone, build_config
-from course_lib.detection.models.region import RegionConfig, RegionDetector, RegionHead
+from course_lib.detection.models.region import RegionConfig, RegionDetector
 from course_lib.detection.roi import roi_align
 from course_lib.detection.targets import Target
-from course_lib.validation import check_float, check_int, check_sequence, check_tensor
+from course_lib.validation import check_float, check_int, check_sequence
 
 __all__ = ["MAX_WINDOWS", "RCNN", "RCNNConfig", "sliding_window_proposals"]
 
@@ -63,14 +63,6 @@ class RCNNConfig(RegionConfig):
         check_int("crop_batch", self.crop_batch, 1)
 
 
-def check_proposals(proposals: Tensor) -> Tensor:
-    """Fixed windows [N, 4] (N >= 1), finite, as float32 (a copy kept as a buffer)."""
-    check_tensor("proposals", proposals, "N, 4", dtype="floating", finite=True)
-    if proposals.shape[0] == 0:
-        raise ValueError("proposals must hold at least one window, got [0, 4]")
-    return proposals.detach().float().clone()
-
-
 class RCNN(RegionDetector):
     """R-CNN: crop and warp every proposal to ``pool_size * 4`` pixels, then run a CNN on each.
 
@@ -85,14 +77,11 @@ class RCNN(RegionDetector):
     def __init__(
         self, proposals: Tensor, config: Optional[RCNNConfig] = None, **overrides: Any
     ) -> None:
-        super().__init__()
-        self.config = config = build_config(RCNNConfig, config, overrides)
-        self.register_buffer("proposals", check_proposals(proposals))
+        config = build_config(RCNNConfig, config, overrides)
+        if proposals is None:
+            raise TypeError("proposals must be a Tensor [N, 4] of windows, got None")
+        super().__init__(config, proposals)
         self.crop_size = config.pool_size * ConvBackbone.stride
-        self.backbone = ConvBackbone(config.channels)
-        in_features = config.channels * config.pool_size**2
-        self.head = RegionHead(in_features, config.num_classes, config.hidden)
-        self.generator = torch.Generator().manual_seed(config.seed)
 
     def propose(
         self, images: Tensor, targets: Optional[List[Target]]

@@ -24,6 +24,7 @@ from course_lib.detection.boxes import (
     encode_boxes,
 )
 from course_lib.detection.models.common import (
+    ConvBackbone,
     check_images,
     check_training_targets,
     select_detections,
@@ -229,8 +230,20 @@ class RegionDetector(nn.Module):
     proposing, while inference turns every region into detections (``postprocess_regions``).
     """
 
-    config: RegionConfig
-    generator: torch.Generator
+    def __init__(self, config: RegionConfig, proposals: Optional[Tensor]) -> None:
+        """The parts every family has: the config, the fixed windows (if any), a
+        ``ConvBackbone``, a ``RegionHead`` for pool_size² cells, and the sampling generator."""
+        super().__init__()
+        self.config = config
+        if proposals is not None:
+            check_tensor("proposals", proposals, "N, 4", dtype="floating", finite=True)
+            if proposals.shape[0] == 0:
+                raise ValueError("proposals must hold at least one window, got [0, 4]")
+            self.register_buffer("proposals", proposals.detach().float().clone())
+        self.backbone = ConvBackbone(config.channels)
+        in_features = config.channels * config.pool_size**2
+        self.head = RegionHead(in_features, config.num_classes, config.hidden)
+        self.generator = torch.Generator().manual_seed(config.seed)
 
     def propose(
         self, images: Tensor, targets: Optional[List[Target]]
