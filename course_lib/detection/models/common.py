@@ -24,6 +24,9 @@ __all__ = ["ConvBackbone", "predict"]
 
 ConfigT = TypeVar("ConfigT")
 
+#: Detections narrower or lower than this many pixels are dropped (degenerate boxes).
+MIN_BOX_SIZE = 1e-2
+
 
 def build_config(
     cls: Type[ConfigT], config: Optional[ConfigT], overrides: Dict[str, Any]
@@ -108,10 +111,10 @@ def select_detections(
     """Threshold, NMS per (image, class) and keep the best ``max_detections`` per image.
 
     ``boxes`` [N, 4], ``scores`` [N], ``labels`` [N] and ``image`` [N] (which image each
-    candidate belongs to). Boxes narrower or lower than 0.01 pixel are dropped. Returns one
+    candidate belongs to). Boxes narrower or lower than ``MIN_BOX_SIZE`` are dropped. Returns one
     dict per image, best first.
     """
-    keep = (scores > score_threshold) & ((boxes[:, 2:] - boxes[:, :2]) > 1e-2).all(1)
+    keep = (scores > score_threshold) & ((boxes[:, 2:] - boxes[:, :2]) > MIN_BOX_SIZE).all(1)
     boxes, scores, labels, image = boxes[keep], scores[keep], labels[keep], image[keep]
     groups = image * (int(labels.max()) + 1 if labels.numel() else 1) + labels
     kept = batched_nms(boxes, scores, groups, nms_threshold)

@@ -58,6 +58,7 @@ class RegionConfig:
     channels: int = 32  # backbone channels
     pool_size: int = 5  # each region becomes pool_size x pool_size feature cells
     hidden: int = 128  # width of the region MLP
+    head_init_std: float = 0.001  # of the box regressor's initial weights
     regions_per_image: int = 32  # regions sampled per training image
     positive_fraction: float = 0.25  # at most this share of them are objects
     foreground_iou: float = 0.5  # a region with IoU >= this with an object takes its class
@@ -80,6 +81,7 @@ class RegionConfig:
             check_float(f"box_weights[{index}]", weight, 0.0, include_minimum=False)
         check_int("sampling_ratio", self.sampling_ratio)
         check_float("box_loss_beta", self.box_loss_beta, 0.0)
+        check_float("head_init_std", self.head_init_std, 0.0)
         check_float("score_threshold", self.score_threshold)
         check_float("nms_threshold", self.nms_threshold)
         check_int("seed", self.seed, 0)
@@ -89,7 +91,9 @@ class RegionHead(nn.Module):
     """Per-region classifier and box regressor: features [K, D] ->
     logits [K, L + 1] (class 0 = background) and class-specific deltas [K, L, 4]."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 128) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: int = 128, init_std: float = 0.001
+    ) -> None:
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes, 1)
         self.in_features = check_int("in_features", in_features, 1)
@@ -102,7 +106,8 @@ class RegionHead(nn.Module):
         )
         self.classifier = nn.Linear(hidden, num_classes + 1)
         self.regressor = nn.Linear(hidden, 4 * num_classes)
-        nn.init.normal_(self.regressor.weight, std=0.001)
+        # Small initial deltas: at first every region keeps its own box.
+        nn.init.normal_(self.regressor.weight, std=check_float("init_std", init_std, 0.0))
         nn.init.zeros_(self.regressor.bias)
 
     def forward(self, features: Tensor) -> Tuple[Tensor, Tensor]:
@@ -242,7 +247,7 @@ class RegionDetector(nn.Module):
             self.register_buffer("proposals", proposals.detach().float().clone())
         self.backbone = ConvBackbone(config.channels)
         in_features = config.channels * config.pool_size**2
-        self.head = RegionHead(in_features, config.num_classes, config.hidden)
+        self.head = RegionHead(in_features, config.num_classes, config.hidden, config.head_init_std)
         self.generator = torch.Generator().manual_seed(config.seed)
 
     def propose(
