@@ -257,10 +257,10 @@ def _sample_taps(
     base = start[:, None] + torch.arange(bins, device=device, dtype=dtype) * bin_size[:, None]
     # Sample numbers i that can land in [-1, size], with a spare on each side for rounding;
     # the exact test is done on the positions below. A zero step puts every sample at base.
-    ends = torch.stack([(-1.0 - base) / step - 0.5, (size - base) / step - 0.5])
+    low_end, high_end = (-1.0 - base) / step - 0.5, (size - base) / step - 0.5
     flat = (step == 0).expand_as(base)
-    first = torch.where(flat, 0.0, torch.floor(ends.amin(0)) - 1).clamp_(min=0)
-    last = torch.where(flat, grid[:, None] - 1, torch.ceil(ends.amax(0)) + 1)
+    first = torch.where(flat, 0.0, torch.minimum(low_end, high_end).floor_() - 1).clamp_(min=0)
+    last = torch.where(flat, grid[:, None] - 1, torch.maximum(low_end, high_end).ceil_() + 1)
     last = torch.minimum(last, grid[:, None] - 1)
     most = int((last - first + 1).amax()) if last.numel() else 0
     i = first[..., None] + torch.arange(max(most, 0), device=device, dtype=dtype)  # [K, bins, G]
