@@ -404,7 +404,7 @@ def _jupyterquiz_parts(
         from jupyterquiz.dynamic.renderer import build_script, build_styles, render_div
     except ImportError as error:
         raise ImportError(
-            "course_lib.quiz needs jupyterquiz 2.9 or later: pip install 'jupyterquiz>=2.9,<3'"
+            "course_lib.quiz needs jupyterquiz 2.9.4 or later: pip install 'jupyterquiz>=2.9,<3'"
         ) from error
 
     prefix, static, url = load_questions_script(questions, div_id)
