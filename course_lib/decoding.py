@@ -36,7 +36,6 @@ from typing import (
 )
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.utils import evaluating
@@ -88,8 +87,8 @@ def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: Optional[int
 
     Args:
         logits: [..., V] unnormalised scores of the next token (finite).
-        temperature: > 0 sharpens (< 1) or flattens (> 1) the distribution; 0 means greedy
-            (all mass on the first arg-max).
+        temperature: > 0 sharpens (< 1) or flattens (> 1) the distribution; 0 is the limit
+            T -> 0: the mass shared equally by the tied maxima (a one-hot when unique).
         top_k: keep only the ``top_k`` largest logits (every logit equal to the k-th
             largest is kept too), renormalise over them; None keeps all.
 
@@ -113,7 +112,8 @@ def sampling_probs(logits: Tensor, temperature: float = 1.0, top_k: Optional[int
         kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
     if temperature == 0:
-        return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+        best = (logits == logits.amax(dim=-1, keepdim=True)).to(logits.dtype)
+        return best / best.sum(dim=-1, keepdim=True)
     # Shifted so the largest logit is 0: a tiny temperature then sends the others to -inf
     # (a one-hot) instead of overflowing to +inf (NaN).
     shifted = logits - logits.amax(dim=-1, keepdim=True)

@@ -443,8 +443,10 @@ def test_temperature_zero_is_argmax_and_small_temperature_approaches_it():
     assert torch.equal(greedy, F.one_hot(logits.argmax(-1), 10).float())
     assert torch.allclose(rnn.sampling_probs(logits, 1e-3), greedy, atol=1e-6)
     assert torch.equal(rnn.sample_next_token(logits, 0.0), logits.argmax(-1))
+    # The T -> 0 limit of softmax(l / T): tied maxima share the mass equally.
     ties = torch.tensor([[1.0, 3.0, 3.0]])
-    assert torch.equal(rnn.sampling_probs(ties, 0), torch.tensor([[0.0, 1.0, 0.0]]))
+    assert torch.equal(rnn.sampling_probs(ties, 0), torch.tensor([[0.0, 0.5, 0.5]]))
+    assert torch.allclose(rnn.sampling_probs(ties, 1e-3), rnn.sampling_probs(ties, 0))
 
 
 def test_high_temperature_approaches_uniform():
