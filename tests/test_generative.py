@@ -539,6 +539,21 @@ def test_resample_by_class_follows_bayes_rule():
 # ------------------------------------------------------------------------------------------
 
 
+def test_arguments_are_checked_at_the_call_not_at_first_use():
+    with pytest.raises(ValueError, match="batch_size"):
+        G.shuffled_batches(torch.zeros(4, 2), batch_size=0)  # before any batch is drawn
+
+
+def test_scores_move_images_to_the_classifiers_dtype():
+    torch.manual_seed(19)
+    classifier = G.DigitClassifier(feature_dim=8).eval()
+    images = torch.rand(10, 1, 8, 8)
+    single = G.classifier_scores(classifier, images, images[:5], batch_size=4)
+    double = G.classifier_scores(classifier, images.double(), images[:5].double(), batch_size=4)
+    for name, value in single.items():
+        assert double[name] == pytest.approx(value, rel=1e-6, abs=1e-6)
+
+
 def test_mixture_rejects_a_different_image_shape():
     mixture = G.BernoulliMixture(2)
     mixture.fit(binary_images(10), iterations=2)

@@ -479,6 +479,23 @@ def test_tsne_accepts_an_initial_embedding_and_float32():
 # --------------------------------------------------------------------------------------
 
 
+def test_edge_cases_that_must_just_work():
+    # digits in float64 are placed like float32 ones, and come back in float64
+    digits = torch.rand(4, 1, 8, 8)
+    placed32, boxes32 = V.place_digits(digits, 16, 0.4, 0.6, 0.1, torch.Generator().manual_seed(1))
+    placed64, boxes64 = V.place_digits(
+        digits.double(), 16, 0.4, 0.6, 0.1, torch.Generator().manual_seed(1)
+    )
+    assert placed64.dtype == torch.float64 and torch.equal(boxes32, boxes64)
+    torch.testing.assert_close(placed64.float(), placed32)
+    # an infinite distance is never a neighbour
+    distances = torch.tensor([[0.1, math.inf, 0.3], [math.inf, 0.2, 0.1]])
+    assert V.knn_from_distances(distances, torch.tensor([5, 0, 9]), 2).tolist() == [5, 0]
+    # class indices far beyond the number of classes vote like small ones
+    labels = torch.tensor([10**12, 3, 3])
+    assert V.knn_from_distances(distances, labels, 1).tolist() == [10**12, 3]
+
+
 def test_hard_digits_are_deterministic_and_well_formed():
     first = V.load_hard_digits(canvas_size=24, train_copies=2, test_copies=1, seed=5)
     second = V.load_hard_digits(canvas_size=24, train_copies=2, test_copies=1, seed=5)
