@@ -17,7 +17,7 @@ from course_lib.generative._common import (
     first_parameter,
     precise_dtype,
 )
-from course_lib.validation import check_int, check_like, check_tensor
+from course_lib.validation import check_finite, check_int, check_like, check_tensor
 
 
 class DigitClassifier(nn.Module):
@@ -76,11 +76,31 @@ class DigitClassifier(nn.Module):
         return logits, F.cross_entropy(logits, targets)
 
 
-def _covariance(features: Tensor) -> Tuple[Tensor, Tensor]:
-    """Mean [F] and unbiased covariance [F, F] of the rows of features [N, F]."""
+def _covariance(name: str, features: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mean [F] and unbiased covariance [F, F] of the rows of features [N, F] (float64)."""
     mean = features.mean(0)
     centred = features - mean
-    return mean, centred.T @ centred / (len(features) - 1)
+    covariance = centred.T @ centred / (len(features) - 1)
+    if not bool(torch.isfinite(covariance).all()):  # cheaper than testing every feature
+        check_finite(name, features)
+        raise ValueError(f"{name} is too large: its covariance overflows float64")
+    return mean, covariance
+
+
+def _trace_sqrt_product(cov_a: Tensor, cov_b: Tensor) -> Tensor:
+    """``tr (S_a S_b)^(1/2)``: the sum of the square roots of the eigenvalues of ``S_a S_b``.
+
+    With a Cholesky factor ``S_a = L L^T``, ``L^T S_b L`` is symmetric with the same
+    eigenvalues (no complex numbers, no matrix square root). A singular ``S_a`` (fewer
+    points than features) has no Cholesky factor: ``S_a^(1/2) S_b S_a^(1/2)`` from an
+    eigendecomposition of ``S_a`` plays the same role.
+    """
+    factor, info = torch.linalg.cholesky_ex(cov_a)
+    if int(info) != 0:
+        values, vectors = torch.linalg.eigh(cov_a)
+        factor = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+    middle = factor.T @ cov_b @ factor
+    return torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
 
 
 def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
@@ -88,26 +108,22 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
 
     ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with unbiased covariances:
     the FID of Heusel et al. when the features come from an Inception network; here they
-    come from the digit classifier. ``tr (S_a S_b)^(1/2)`` is computed as the sum of the
-    square roots of the eigenvalues of the symmetric matrix ``S_a^(1/2) S_b S_a^(1/2)``
-    (same eigenvalues, and no complex numbers). Returns a 0-dim float64 tensor.
+    come from the digit classifier. The trace of the square root is the sum of the square
+    roots of the eigenvalues of ``S_a S_b`` (see ``_trace_sqrt_product``). Computed in
+    float64; returns a 0-dim float64 tensor.
     """
     sizes: Dict[str, int] = {}
-    features_a = check_tensor("features_a", features_a, "N, F", dtype="real", sizes=sizes,
-                              finite=True)  # fmt: skip
+    features_a = check_tensor("features_a", features_a, "N, F", dtype="real", sizes=sizes)
     features_b = check_tensor("features_b", features_b, "M, F", dtype="real", sizes=sizes,
-                              device=features_a.device, finite=True)  # fmt: skip
+                              device=features_a.device)  # fmt: skip
     for name, features in (("features_a", features_a), ("features_b", features_b)):
         if len(features) < 2:
             raise ValueError(f"{name} needs at least 2 rows for a covariance, got {len(features)}")
-    # float64 for the eigen-decompositions; MPS has neither float64 nor eigh, so use the CPU there.
+    # float64 for the decompositions; MPS has neither float64 nor eigh, so use the CPU there.
     device = torch.device("cpu") if features_a.device.type == "mps" else features_a.device
-    mean_a, cov_a = _covariance(features_a.to(device=device, dtype=torch.float64))
-    mean_b, cov_b = _covariance(features_b.to(device=device, dtype=torch.float64))
-    values, vectors = torch.linalg.eigh(cov_a)
-    sqrt_a = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
-    middle = sqrt_a @ cov_b @ sqrt_a
-    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    mean_a, cov_a = _covariance("features_a", features_a.to(device, torch.float64))
+    mean_b, cov_b = _covariance("features_b", features_b.to(device, torch.float64))
+    trace_sqrt = _trace_sqrt_product(cov_a, cov_b)
     distance = (mean_a - mean_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
     return distance.clamp_min(0)
 
