@@ -408,7 +408,8 @@ def test_gan_alternates_updates_between_the_two_networks():
         assert g_has != d_has, "exactly one network gets gradients per update"
         turns.append("G" if g_has else "D")
     assert turns == ["D", "D", "G", "D", "D", "G"]
-    assert all(p.requires_grad for p in gan.discriminator.parameters())
+    flags = [p.requires_grad for p in gan.discriminator.parameters()]
+    assert flags and all(flags), "the discriminator's parameters are unfrozen afterwards"
     history = gan.loss_history()
     assert len(history["discriminator"]) == 4 and len(history["generator"]) == 2
 

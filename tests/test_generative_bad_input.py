@@ -3,85 +3,29 @@ argument with a clear error, TypeError for a wrong type or dtype (including data
 floating dtype than a model's parameters) and ValueError for a wrong shape or value, whose
 message names the argument.
 
-The probe is systematic, as in ``tests/test_visualization_bad_input.py``: every tensor
-argument with the wrong type, dtype and shapes (and non-finite values where the function
-reads them), every size with a float, a string, a bool, a value below its minimum and an
-absurd value, every number with NaN, infinity, a string and values out of range.
+The probe is systematic (the case builders live in ``tests/test_visualization_bad_input.py``):
+every tensor argument with the wrong type, dtype and shapes (and non-finite values where the
+function reads them), every size with a float, a string, a bool, a value below its minimum
+and an absurd value, every number with NaN, infinity, a string and values out of range.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple, Type
+from typing import Any, Callable, List
 
 import pytest
 import torch
 
 from course_lib import generative as G
-
-ABSURD = 10**12
-
-
-class Bad(NamedTuple):
-    """One wrong call: ``call()`` must raise ``error`` with ``arg`` in its message."""
-
-    id: str
-    call: Callable[[], Any]
-    arg: str
-    error: Type[Exception]
-
-
-def cases(prefix: str, arg: str, call: Callable[[Any], Any], values: Sequence[Tuple]) -> List[Bad]:
-    """``(label, value, error)`` triples for one argument."""
-    return [
-        Bad(f"{prefix}: {arg} {label}", lambda v=value: call(v), arg, error)
-        for label, value, error in values
-    ]
-
-
-def tensor_cases(
-    prefix: str,
-    arg: str,
-    call: Callable[[Any], Any],
-    good: torch.Tensor,
-    shapes: Sequence[Tuple[int, ...]] = (),
-    nonfinite: Sequence[float] = (),
-    integer: bool = True,
-    double: bool = False,
-) -> List[Bad]:
-    """A floating-point tensor: a list, a string, an integer dtype, float64 against float32
-    parameters (``double``), wrong shapes, and the non-finite values it must refuse."""
-    values = [("as a list", good.tolist(), TypeError), ("as a string", "x", TypeError)]
-    if integer:
-        values.append(("with an integer dtype", good.round().long(), TypeError))
-    if double:
-        values.append(("in float64", good.double(), TypeError))
-    values += [(f"of shape {list(s)}", torch.rand(s), ValueError) for s in shapes]
-    for bad in nonfinite:
-        broken = good.clone()
-        broken.view(-1)[0] = bad
-        values.append((f"holding {bad}", broken, ValueError))
-    return cases(prefix, arg, call, values)
-
-
-def int_cases(
-    prefix: str, arg: str, call: Callable[[Any], Any], minimum: int, absurd: bool = True
-) -> List[Bad]:
-    """A size: a float, a string, a bool, below its minimum, absurdly large."""
-    values = [("= 2.5", 2.5, TypeError), ("= '3'", "3", TypeError), ("= True", True, TypeError)]
-    values.append((f"= {minimum - 1} (below {minimum})", minimum - 1, ValueError))
-    if absurd:
-        values.append(("absurd", ABSURD, ValueError))
-    return cases(prefix, arg, call, values)
-
-
-def float_cases(
-    prefix: str, arg: str, call: Callable[[Any], Any], outside: Sequence[float] = ()
-) -> List[Bad]:
-    """A real number: a string, NaN, infinity and values out of its range."""
-    values = [("= 'x'", "x", TypeError), ("= nan", math.nan, ValueError)]
-    values += [("= inf", math.inf, ValueError)] + [(f"= {v}", v, ValueError) for v in outside]
-    return cases(prefix, arg, call, values)
+from tests.test_visualization_bad_input import (
+    Bad,
+    cases,
+    float_cases,
+    int_cases,
+    one,
+    tensor_cases,
+)
 
 
 def shape_cases(prefix: str, call: Callable[[Any], Any]) -> List[Bad]:
@@ -99,10 +43,6 @@ def shape_cases(prefix: str, call: Callable[[Any], Any]) -> List[Bad]:
             ("absurd", (1, 10**6, 10**6), ValueError),
         ],
     )
-
-
-def one(case_id: str, call: Callable[[], Any], arg: str, error: Type[Exception]) -> List[Bad]:
-    return [Bad(case_id, call, arg, error)]
 
 
 torch.manual_seed(0)

@@ -26,6 +26,7 @@ from torch import nn
 from course_lib import visualization as V
 
 ABSURD = 10**12
+NONFINITE = (math.nan, math.inf)
 
 
 class Bad(NamedTuple):
@@ -37,33 +38,40 @@ class Bad(NamedTuple):
     error: Type[Exception]
 
 
+def cases(prefix: str, arg: str, call: Callable[[Any], Any], values: Sequence[Tuple]) -> List[Bad]:
+    """One case per ``(label, value, error)``: ``call(value)`` must raise ``error``."""
+    return [
+        Bad(f"{prefix}: {arg} {label}", lambda v=value: call(v), arg, error)
+        for label, value, error in values
+    ]
+
+
 def tensor_cases(
     prefix: str,
     arg: str,
     call: Callable[[Any], Any],
     good: torch.Tensor,
     shapes: Sequence[Tuple[int, ...]] = (),
-    nonfinite: Sequence[float] = (math.nan, math.inf),
+    nonfinite: Sequence[float] = (),
     integer: bool = True,
     string: bool = True,
+    double: bool = False,
 ) -> List[Bad]:
-    """A floating-point tensor argument: a list, a string, an integer dtype, wrong shapes,
-    NaN and inf (``nonfinite``: the values it must refuse)."""
+    """A floating-point tensor argument: a list, a string, an integer dtype, float64 against
+    float32 parameters (``double``), wrong shapes, and the non-finite values it must refuse."""
     values = [("as a list", good.tolist(), TypeError)]
     if string:
         values.append(("as a string", "x", TypeError))
     if integer:
         values.append(("with an integer dtype", good.round().long(), TypeError))
+    if double:
+        values.append(("in float64", good.double(), TypeError))
     values += [(f"of shape {list(s)}", torch.rand(s, dtype=good.dtype), ValueError) for s in shapes]
-    if good.numel():
-        for bad in nonfinite:
-            broken = good.clone()
-            broken.view(-1)[0] = bad
-            values.append((f"holding {bad}", broken, ValueError))
-    return [
-        Bad(f"{prefix}: {arg} {label}", lambda v=value: call(v), arg, error)
-        for label, value, error in values
-    ]
+    for bad in nonfinite if good.numel() else ():
+        broken = good.clone()
+        broken.view(-1)[0] = bad
+        values.append((f"holding {bad}", broken, ValueError))
+    return cases(prefix, arg, call, values)
 
 
 def int_cases(
@@ -74,10 +82,7 @@ def int_cases(
     values.append((f"= {minimum - 1} (below {minimum})", minimum - 1, ValueError))
     if absurd:
         values.append(("absurd", ABSURD, ValueError))
-    return [
-        Bad(f"{prefix}: {arg} {label}", lambda v=value: call(v), arg, error)
-        for label, value, error in values
-    ]
+    return cases(prefix, arg, call, values)
 
 
 def float_cases(
@@ -86,10 +91,7 @@ def float_cases(
     """A real number: a string, NaN, infinity and values out of its range."""
     values = [("= 'x'", "x", TypeError), ("= nan", math.nan, ValueError)]
     values += [("= inf", math.inf, ValueError)] + [(f"= {v}", v, ValueError) for v in outside]
-    return [
-        Bad(f"{prefix}: {arg} {label}", lambda v=value: call(v), arg, error)
-        for label, value, error in values
-    ]
+    return cases(prefix, arg, call, values)
 
 
 def one(case_id: str, call: Callable[[], Any], arg: str, error: Type[Exception]) -> List[Bad]:
@@ -141,6 +143,7 @@ CASES += tensor_cases(
     lambda v: V.place_digits(v, 16, 0.3, 0.6, 0.1, _G),
     _DIGITS,
     shapes=[(3, 8, 8), (3, 2, 8, 8)],
+    nonfinite=NONFINITE,
 )
 CASES += int_cases(
     "place_digits", "canvas_size", lambda v: V.place_digits(_DIGITS, v, 0.3, 0.6, 0.1, _G), 1
@@ -292,6 +295,7 @@ CASES += tensor_cases(
     lambda v: V.pairwise_squared_distances(v),
     _QUERY,
     shapes=[(4,), (2, 2, 3)],
+    nonfinite=NONFINITE,
 )
 CASES += tensor_cases(
     "pairwise_squared_distances",
@@ -299,6 +303,7 @@ CASES += tensor_cases(
     lambda v: V.pairwise_squared_distances(_QUERY, v),
     _BANK,
     shapes=[(6, 2)],
+    nonfinite=NONFINITE,
 )
 CASES += one(
     "pairwise_squared_distances: b in float64",
@@ -324,6 +329,7 @@ CASES += tensor_cases(
     lambda v: V.nearest_neighbors(v, _BANK, 2),
     _QUERY,
     shapes=[(4,), (4, 2)],
+    nonfinite=NONFINITE,
 )
 CASES += tensor_cases(
     "nearest_neighbors",
@@ -331,6 +337,7 @@ CASES += tensor_cases(
     lambda v: V.nearest_neighbors(_QUERY, v, 2),
     _BANK,
     shapes=[(6,), (6, 5)],
+    nonfinite=NONFINITE,
 )
 CASES += one(
     "nearest_neighbors: bank in float64",
@@ -415,10 +422,20 @@ CASES += one(
     ValueError,
 )
 CASES += tensor_cases(
-    "knn_classify", "query", lambda v: V.knn_classify(v, _BANK, _LABELS, 2), _QUERY, shapes=[(4, 2)]
+    "knn_classify",
+    "query",
+    lambda v: V.knn_classify(v, _BANK, _LABELS, 2),
+    _QUERY,
+    shapes=[(4, 2)],
+    nonfinite=NONFINITE,
 )
 CASES += tensor_cases(
-    "knn_classify", "bank", lambda v: V.knn_classify(_QUERY, v, _LABELS, 2), _BANK, shapes=[(6, 2)]
+    "knn_classify",
+    "bank",
+    lambda v: V.knn_classify(_QUERY, v, _LABELS, 2),
+    _BANK,
+    shapes=[(6, 2)],
+    nonfinite=NONFINITE,
 )
 CASES += int_cases("knn_classify", "k", lambda v: V.knn_classify(_QUERY, _BANK, _LABELS, v), 1)
 CASES += one(
@@ -429,7 +446,9 @@ CASES += one(
 )
 
 # ------------------------------------------------------------------------------------- PCA
-CASES += tensor_cases("pca", "x", lambda v: V.pca(v, 2), X, shapes=[(12,), (2, 3, 4)])
+CASES += tensor_cases(
+    "pca", "x", lambda v: V.pca(v, 2), X, shapes=[(12,), (2, 3, 4)], nonfinite=NONFINITE
+)
 CASES += one("pca: x empty", lambda: V.pca(torch.zeros(0, 4), 1), "x", ValueError)
 CASES += one("pca: x of one row", lambda: V.pca(X[:1], 1), "x", ValueError)
 CASES += one(
@@ -478,7 +497,12 @@ CASES += int_cases(
     "perplexity_search", "max_iter", lambda v: V.perplexity_search(_D2, 3.0, max_iter=v), 1
 )
 CASES += tensor_cases(
-    "tsne_affinities", "x", lambda v: V.tsne_affinities(v, 3.0), X, shapes=[(12,), (2, 4)]
+    "tsne_affinities",
+    "x",
+    lambda v: V.tsne_affinities(v, 3.0),
+    X,
+    shapes=[(12,), (2, 4)],
+    nonfinite=NONFINITE,
 )
 CASES += one(
     "tsne_affinities: x absurdly long",
@@ -493,8 +517,12 @@ _P = V.tsne_affinities(X, 3.0)
 _Y = torch.randn(12, 2)
 for function in (V.tsne_gradient, V.tsne_kl_divergence):
     name = function.__name__
-    CASES += tensor_cases(name, "p", lambda v, f=function: f(v, _Y), _P, shapes=[(11, 11), (12,)])
-    CASES += tensor_cases(name, "y", lambda v, f=function: f(_P, v), _Y, shapes=[(12,), (11, 2)])
+    CASES += tensor_cases(
+        name, "p", lambda v, f=function: f(v, _Y), _P, shapes=[(11, 11), (12,)], nonfinite=NONFINITE
+    )
+    CASES += tensor_cases(
+        name, "y", lambda v, f=function: f(_P, v), _Y, shapes=[(12,), (11, 2)], nonfinite=NONFINITE
+    )
     CASES += one(f"{name}: p negative", lambda f=function: f(-_P, _Y), "p", ValueError)
     CASES += one(
         f"{name}: y of one point", lambda f=function: f(_P[:1, :1], _Y[:1]), "y", ValueError
@@ -503,7 +531,9 @@ CASES += float_cases(
     "tsne_gradient", "exaggeration", lambda v: V.tsne_gradient(_P, _Y, v), outside=[0.0, -1.0]
 )
 _TSNE = {"perplexity": 3.0, "n_iter": 2}
-CASES += tensor_cases("tsne", "x", lambda v: V.tsne(v, **_TSNE), X, shapes=[(12,), (2, 4)])
+CASES += tensor_cases(
+    "tsne", "x", lambda v: V.tsne(v, **_TSNE), X, shapes=[(12,), (2, 4)], nonfinite=NONFINITE
+)
 CASES += one(
     "tsne: x absurdly long",
     lambda: V.tsne(torch.zeros(1, 2).expand(10**6, 2), **_TSNE),
@@ -528,6 +558,7 @@ CASES += tensor_cases(
     1e-4 * _Y,
     shapes=[(11, 2), (12, 3)],
     string=False,
+    nonfinite=NONFINITE,
 )
 CASES += one("tsne: init = 3", lambda: V.tsne(X, init=3, **_TSNE), "init", TypeError)
 CASES += float_cases(
@@ -609,6 +640,7 @@ CASES += tensor_cases(
     _POINTS,
     shapes=[(6, 3), (6,)],
     integer=False,
+    nonfinite=NONFINITE,
 )
 for label, value, error in [
     ("as floats", _PLOT_LABELS.float(), TypeError),
