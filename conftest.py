@@ -9,4 +9,4 @@ import os
 os.environ.setdefault("COURSE_FAST", "1")
 os.environ.setdefault("COURSE_STRICT_CHECKS", "1")
 
-collect_ignore_glob = ["_build/*", "**/.ipynb_checkpoints/*"]
+collect_ignore_glob = ["_build/*", "**/.ipynb_checkpoints/*", "tests/fixtures/*"]

@@ -22,21 +22,26 @@ from course_lib.utils import (
 
 __version__ = "0.1.0"
 
-#: The repository the book is published from. This is the one place the URL is written;
-#: ``_config.yml`` and every notebook's setup cell are checked against it by the tests.
+#: The repository the book is published from. The one place it is written is ``_config.yml``
+#: (``repository.url``); this literal is a copy, because Colab installs ``course_lib`` without
+#: that file. ``python -m tools.repository check`` (run by the tests) compares the two, and
+#: ``python -m tools.repository set-repository URL`` rewrites both for a fork.
 REPOSITORY_URL = "https://github.com/open-dl-course/dl-course-part2"
 
 _SUBMODULES = (
     "attention",
+    "book",
     "checks",
     "data",
     "detection",
     "generative",
     "plotting",
+    "quiz",
     "rnn",
     "train",
     "transformer",
     "utils",
+    "validation",
     "visualization",
 )
 

@@ -1491,12 +1491,14 @@ def measure_cost(
 # ----------------------------------------------------------------------------------------
 
 
-def text_explorer(draw: Callable[[str], Figure], examples: Sequence[str]) -> Any:
+def text_explorer(draw: Callable[[str], Figure], examples: Sequence[str]) -> Optional[Any]:
     """Let the reader type an input and see ``draw(text)`` (a matplotlib Figure).
 
     In a live notebook this is an ipywidgets text box (redrawn on Enter) starting at
     ``examples[0]``; in the rendered book (no kernel) it falls back to
-    ``course_lib.plotting.figure_slider`` over the ``examples``.
+    ``course_lib.plotting.figure_slider`` over the ``examples``. Like ``figure_slider`` it
+    returns None in a notebook (the knob is displayed, so a last-line call shows nothing
+    else) and the static HTML object in a plain script.
     """
     from course_lib.plotting import figure_slider, static_widgets
 
@@ -1515,4 +1517,5 @@ def text_explorer(draw: Callable[[str], Figure], examples: Sequence[str]) -> Any
         plt.close(figure)
 
     box = ipywidgets.Text(value=examples[0], description="input", continuous_update=False)
-    return ipywidgets.interact(show, text=box)
+    ipywidgets.interact(show, text=box)
+    return None

@@ -548,17 +548,6 @@ def _shape_coverage(kind: int, box: np.ndarray, grid_x: Tensor, grid_y: Tensor) 
     return coverage
 
 
-def _box_iou_np(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    if len(boxes) == 0:
-        return np.zeros(0)
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=1)
-    area = (box[2:] - box[:2]).prod()
-    areas = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
-    return inter / (area + areas - inter)
-
-
 class ShapesDataset(torch.utils.data.Dataset):
     """Generated RGB images of circles, squares and triangles, with boxes and labels.
 
@@ -584,30 +573,26 @@ class ShapesDataset(torch.utils.data.Dataset):
         noise: float = 0.03,
         seed: int = 0,
     ) -> None:
-        self.num_images = _check_int("num_images", num_images)
-        self.image_size = _check_int("image_size", image_size, minimum=16)
-        self.min_objects = _check_int("min_objects", min_objects, minimum=0)
-        self.max_objects = _check_int("max_objects", max_objects, minimum=0)
+        from course_lib.validation import check_float, check_int
+
+        self.num_images = check_int("num_images", num_images, 0)
+        self.image_size = check_int("image_size", image_size, 16)
+        self.min_objects = check_int("min_objects", min_objects, 0)
+        self.max_objects = check_int("max_objects", max_objects, 0)
         if self.min_objects > self.max_objects:
             raise ValueError(
                 f"min_objects ({min_objects}) must not exceed max_objects ({max_objects})"
             )
-        if not 0.0 < min_size <= max_size <= 1.0:
-            raise ValueError(
-                f"need 0 < min_size <= max_size <= 1 (fractions of image_size), "
-                f"got min_size={min_size}, max_size={max_size}"
-            )
+        self.max_size = check_float("max_size", max_size, 0.0, 1.0, include_minimum=False)
+        self.min_size = check_float("min_size", min_size, 0.0, self.max_size,
+                                    include_minimum=False)  # fmt: skip
         if min_size * image_size < 4:
             raise ValueError(
                 f"min_size * image_size must be at least 4 pixels, got {min_size * image_size:g}"
             )
-        if not 0.0 <= max_iou <= 1.0:
-            raise ValueError(f"max_iou must be in [0, 1], got {max_iou}")
-        if noise < 0:
-            raise ValueError(f"noise must be non-negative, got {noise}")
-        self.min_size, self.max_size, self.max_iou = min_size, max_size, max_iou
-        self.noise = noise
-        self.seed = _check_int("seed", seed)
+        self.max_iou = check_float("max_iou", max_iou, 0.0, 1.0)
+        self.noise = check_float("noise", noise, 0.0)
+        self.seed = check_int("seed", seed, 0)
         centres = (torch.arange(image_size * _SUPERSAMPLE) + 0.5) / _SUPERSAMPLE
         self._grid_y, self._grid_x = torch.meshgrid(centres, centres, indexing="ij")
         self._palette = torch.tensor(list(SHAPE_COLORS.values()))
@@ -622,6 +607,8 @@ class ShapesDataset(torch.utils.data.Dataset):
         )
 
     def _layout(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from course_lib.detection.boxes import box_iou  # the library's one IoU
+
         count = int(rng.integers(self.min_objects, self.max_objects + 1))
         boxes: List[np.ndarray] = []
         size = self.image_size
@@ -630,8 +617,10 @@ class ShapesDataset(torch.utils.data.Dataset):
                 side = rng.uniform(self.min_size, self.max_size) * size
                 x1, y1 = rng.uniform(0, size - side, size=2)
                 box = np.array([x1, y1, x1 + side, y1 + side])
-                overlap = _box_iou_np(box, np.array(boxes).reshape(-1, 4))
-                if (overlap <= self.max_iou).all():
+                overlap = box_iou(
+                    torch.from_numpy(box[None]), torch.tensor(np.array(boxes)).view(-1, 4)
+                )
+                if bool((overlap <= self.max_iou).all()):
                     boxes.append(box)
                     break
             # A crowded canvas may not fit every requested object: keep those that fit.
@@ -640,9 +629,13 @@ class ShapesDataset(torch.utils.data.Dataset):
         return np.array(boxes).reshape(-1, 4), labels, colors
 
     def __getitem__(self, index: int) -> Tuple[Tensor, Dict[str, Tensor]]:
+        if isinstance(index, Tensor) and index.dim() == 0 and not index.is_floating_point():
+            index = int(index)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__} ({index!r:.40})")
         if not -self.num_images <= index < self.num_images:
             raise IndexError(f"index {index} out of range for {self.num_images} images")
-        index %= self.num_images
+        index = int(index) % self.num_images
         rng = np.random.default_rng([self.seed, index])
         boxes, labels, colors = self._layout(rng)
         background = torch.tensor(rng.uniform(0.0, 0.35, size=3), dtype=torch.float32)
@@ -667,7 +660,17 @@ def collate_detection(
     batch: Sequence[Tuple[Tensor, Dict[str, Tensor]]],
 ) -> Tuple[Tensor, List[Dict[str, Tensor]]]:
     """Stack images into [B, 3, H, W] and keep the targets as a list of B dicts."""
+    from course_lib.validation import check_sequence, check_tensor
+
+    check_sequence("batch", batch)
     if len(batch) == 0:
-        raise ValueError("batch must contain at least one (image, target) pair")
+        raise ValueError("batch must contain at least one (image, target) pair, got []")
+    for index, item in enumerate(batch):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise TypeError(f"batch[{index}] must be an (image, target) pair, got {item!r:.60}")
+        check_tensor(f"batch[{index}] image", item[0], "C, H, W", sizes={})
+    shapes = sorted({tuple(image.shape) for image, _ in batch})
+    if len(shapes) > 1:
+        raise ValueError(f"batch images must all have one shape to be stacked, got {shapes}")
     images, targets = zip(*batch)
     return torch.stack(images), list(targets)

@@ -13,7 +13,6 @@ import html
 import io
 import itertools
 import json
-import os
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -256,11 +255,11 @@ def draw_boxes(
 
 
 def static_widgets() -> bool:
-    """True when knobs must be static HTML: outside a notebook, without ipywidgets, or
-    when ``COURSE_STATIC_WIDGETS=1`` (set by the book build)."""
-    if os.environ.get("COURSE_STATIC_WIDGETS", "").strip() in {"1", "true", "yes"}:
-        return True
-    if not _in_notebook():
+    """True when knobs must be static HTML: while the book is built (the build decides, see
+    ``course_lib.book.in_book_build``), outside a notebook, or without ipywidgets."""
+    from course_lib.book import in_book_build
+
+    if in_book_build() or not _in_notebook():
         return True
     try:
         import ipywidgets  # noqa: F401
@@ -343,9 +342,9 @@ def figure_slider(
     """Offer a knob over a figure: ``figure_slider(draw, sigma=[0.5, 0.9, 1.1])``.
 
     ``draw(**values)`` must return a matplotlib Figure. In a live notebook this is an
-    ipywidgets slider per keyword (figures are drawn on demand). In the rendered book (or
-    with ``COURSE_STATIC_WIDGETS=1``) every combination is drawn once and shown as a
-    self-contained HTML slider, so it works without a kernel. ``initial`` picks the
+    ipywidgets slider per keyword (figures are drawn on demand). While the book is built,
+    every combination is drawn once and shown as a self-contained HTML slider, so it works
+    on the static site without a kernel. ``initial`` picks the
     starting value of each slider (default: the middle one). In a notebook the slider is
     displayed and None is returned (so a last-line call does not show it twice); in a plain
     script the static HTML object is returned.

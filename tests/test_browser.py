@@ -2,15 +2,18 @@
 
 Runs when Playwright's Python client and a system Chromium are installed (``.ci/run``
 installs Debian's ``chromium``; nothing is downloaded) and is skipped with the reason
-otherwise. It reuses a built book (``COURSE_BOOK_HTML`` or ``_build/html``) or builds one in
-fast mode. For every page of the table of contents it checks: no JavaScript errors and no
-failed local requests; MathJax rendered every formula (MathJax itself is served from the
-``django-static-mathjax`` package instead of its CDN, so the test is offline); executed
-figures are present; solution toggles start collapsed and open on click; the Colab link is
-exactly the notebook's GitHub path; the download link serves the notebook; every internal
-link and ``#anchor`` resolves; static sliders change their picture. The search page must
-find a Chinese term of each chapter and an English one. Screenshots go to
-``_build/screenshots/``. ``test_planted_defects_are_caught`` proves the checks can fail.
+otherwise. It reuses a built book (``COURSE_BOOK_HTML`` or ``_build/html``) or builds one
+with the README's command (in fast mode under pytest). For every page of the table of
+contents it checks: no JavaScript errors and no failed local requests; MathJax rendered
+every formula (MathJax itself is served from the ``django-static-mathjax`` package instead
+of its CDN, so the test is offline); executed figures are present; solution toggles start
+collapsed and open on click; the Colab link is exactly the notebook's GitHub path; the
+download link serves the notebook; every internal link and ``#anchor`` resolves; every knob
+of the notebook is a static slider and every control of it changes the picture; no stray
+repr, dead-widget placeholder or raw glue role is on the page and every glued number
+rendered. The search page must find a Chinese term of each chapter and an English one.
+Screenshots go to ``_build/screenshots/``. The two ``test_planted_*`` tests prove that the
+checks can fail.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import http.server
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +34,8 @@ from typing import Dict, Iterator, List
 
 import pytest
 import yaml
+
+from tests.quizbrowser import answer_one_question
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -89,17 +95,23 @@ def _mathjax_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
 
 
+#: The README's build command, run with this Python (``jupyter_book`` has no ``__main__``).
+BUILD_COMMAND = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+                 "build", str(ROOT), "-W", "--keep-going"]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def book_html() -> Path:
-    """A built book: COURSE_BOOK_HTML, else _build/html, else build one now (fast mode)."""
+    """A built book: COURSE_BOOK_HTML, else _build/html, else build one now.
+
+    The fallback runs the README's build command. Under pytest it inherits ``COURSE_FAST=1``
+    from the root conftest, so it is the fast preview of the same book (CI passes the full
+    build it made before as ``COURSE_BOOK_HTML``).
+    """
     given = os.environ.get("COURSE_BOOK_HTML")
     html = Path(given) if given else ROOT / "_build" / "html"
     if not (html / "index.html").exists():
-        env = dict(os.environ, COURSE_FAST="1", COURSE_STATIC_WIDGETS="1", COURSE_STRICT_CHECKS="1")
-        subprocess.run(
-            [sys.executable, "-m", "jupyter_book.cli.main", "build", str(ROOT), "-W",
-             "--keep-going"], cwd=ROOT, env=env, check=True,
-        )  # fmt: skip
+        subprocess.run(BUILD_COMMAND, cwd=ROOT, check=True)
         html = ROOT / "_build" / "html"
     return html
 
@@ -154,6 +166,29 @@ def _route_offline(page: object, external: List[str]) -> None:
         return route.abort()
 
     page.route("**/*", handle)
+
+
+#: Text that must never reach a reader: reprs of objects and the placeholder of a live widget
+#: that has no kernel behind it on a static site.
+STRAY_OUTPUT = re.compile(
+    r"Loading widget|<function [\w.<>]+ at 0x|object at 0x[0-9a-f]+|interactive\(children="
+    r"|<Figure size \d|<static slider figure|<matplotlib\.\w|\{glue(:\w*)?\}"
+)
+#: Pages that must end with a self-check quiz (the browser answers one question on each).
+QUIZ_PAGES: List[str] = ["exercise_demo"]
+#: A glue role in Markdown: {glue}`name`, {glue:text}`name:.1%`, ...
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`[^`]+`")
+
+
+def _notebook_source(docname: str) -> Dict[str, str]:
+    """The Markdown and the code of a page's notebook (empty strings for a Markdown page)."""
+    path = ROOT / f"{docname}.ipynb"
+    if not path.exists():
+        return {"markdown": "", "code": ""}
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    joined = {kind: "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == kind)
+              for kind in ("markdown", "code")}  # fmt: skip
+    return joined
 
 
 def check_page(browser: object, site: str, docname: str, screenshot: bool = True) -> List[str]:
@@ -238,22 +273,60 @@ def check_page(browser: object, site: str, docname: str, screenshot: bool = True
         if not toggle.evaluate("d => d.open"):
             problems.append(f"solution toggle {index} did not open on click")
 
-    # Static sliders: moving the slider changes the picture.
+    # Static sliders: one per knob in the notebook, and moving each control changes the picture.
+    source = _notebook_source(docname)
+    knobs = len(re.findall(r"^[^#\n]*\b(figure_slider|text_explorer)\(", source["code"], re.M))
+    knobs -= len(re.findall(r"^\s*def (figure_slider|text_explorer)\(", source["code"], re.M))
     sliders = page.locator(".course-slider")
+    if sliders.count() < knobs:
+        problems.append(f"{knobs} knob(s) in the notebook but {sliders.count()} static slider(s)")
     for index in range(sliders.count()):
         slider = sliders.nth(index)
-        before = slider.locator("img").get_attribute("src")
-        changed = slider.locator("input[type=range]").first.evaluate(
-            """input => { input.value = input.value === input.max ? input.min : input.max;
-                          input.dispatchEvent(new Event('input')); return input.value; }"""
-        )
-        if slider.locator("img").get_attribute("src") == before:
-            problems.append(f"slider {index} did not change its picture (value {changed})")
+        controls = slider.locator("input[type=range]")
+        for k in range(controls.count()):
+            before = slider.locator("img").get_attribute("src")
+            changed = controls.nth(k).evaluate(
+                """input => { input.value = input.value === input.max ? input.min : input.max;
+                              input.dispatchEvent(new Event('input')); return input.value; }"""
+            )
+            if slider.locator("img").get_attribute("src") == before:
+                problems.append(
+                    f"slider {index}, control {k} did not change its picture (value {changed})"
+                )
+
+    # Nothing a reader should not see: stray reprs, dead-widget placeholders, raw glue roles.
+    # (Code in the prose, e.g. a docstring that shows how to write a glue role, is not output.)
+    text = page.evaluate(
+        """() => { const article = (document.querySelector('article') || document.body)
+                     .cloneNode(true);
+                   article.querySelectorAll('.cell_input, .highlight, pre, code')
+                     .forEach(e => { if (!e.closest('.cell_output')) e.remove(); });
+                   return article.textContent; }"""
+    )
+    problems += [f"stray output on the page: {match.group(0)!r}"
+                 for match in STRAY_OUTPUT.finditer(text)]  # fmt: skip
+    if page.locator("article .jupyter-widgets, script[type*='jupyter.widget-view']").count():
+        problems.append("a live-widget view (needs a kernel) is on the static page")
+    # The self-check quiz answers: one question answered wrongly (its explanation shows), then
+    # rightly. Every chapter ends with a quiz.
+    name = docname.split("/")[-1]
+    if "show_quiz(" in source["code"] or name in QUIZ_PAGES:
+        problems += answer_one_question(page)
+
+    # Every glued number rendered: as many pasted values as glue roles in the Markdown.
+    roles = len(GLUE_ROLE.findall(source["markdown"]))
+    pasted = page.locator("article .pasted-text, article .pasted-inline").count()
+    if pasted < roles:
+        problems.append(f"{roles} glue role(s) in the notebook but {pasted} rendered value(s)")
 
     problems += [f"external request (needs the network): {url}" for url in external]
     if screenshot:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{docname.replace('/', '_')}.png"), full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{docname.replace('/', '_')}.png"),
+            full_page=True,
+            timeout=120000,
+        )
     page.close()
     return problems
 
@@ -344,7 +417,9 @@ def test_planted_defects_are_caught(browser, book_html, tmp_path):
                         '<span class="math">\\(x^{2\\)</span>'
                         '<a href="no-such-page.html">x</a>'
                         '<a href="intro.html#no-such-anchor">y</a><span class="bibtex-citation">'
-                        '<a href="attention.html#id1">z</a></span></article>', 1)  # fmt: skip
+                        '<a href="attention.html#id1">z</a></span>'
+                        '<p>&lt;function draw at 0x7f3a2c1d9e40&gt; Loading widget...</p>'
+                        '<p>{glue:text}`lm_bpc:.2f`</p></article>', 1)  # fmt: skip
     page.write_text(text, encoding="utf-8")
     server, url = _serve(copy)
     try:
@@ -359,3 +434,38 @@ def test_planted_defects_are_caught(browser, book_html, tmp_path):
     assert "broken link: no-such-page.html" in report, report
     assert "missing anchor: intro.html#no-such-anchor" in report, report
     assert "citation points off the page: attention.html#id1" in report, report
+    assert "stray output on the page: '<function draw at 0x" in report, report
+    assert "stray output on the page: 'Loading widget'" in report, report
+    assert "stray output on the page: '{glue:text}'" in report, report
+
+
+def test_planted_dead_knobs_and_missing_glue_are_caught(browser, book_html, tmp_path):
+    """A slider whose frames are all the same, a knob drawn as a live widget, a lost glue value."""
+    copy = tmp_path / "html"
+    shutil.copytree(book_html, copy)
+    docname = next(
+        (f"book/{name}" for name in CHAPTERS if (copy / "book" / f"{name}.html").exists()
+         and "course-slider" in (copy / "book" / f"{name}.html").read_text(encoding="utf-8")),
+        None,
+    )  # fmt: skip
+    assert docname is not None, "no chapter page with a static slider to plant defects in"
+    page = copy / f"{docname}.html"
+    text = page.read_text(encoding="utf-8")
+    # Every frame of every slider replaced by one picture: moving a slider changes nothing.
+    text = re.sub(r'("\d+(?:_\d+)*": )"[A-Za-z0-9+/=]+"', r'\1"AAAA"', text)
+    frame = r'(class="course-slider-frame"[^>]*src=")[^"]+"'
+    text = re.sub(frame, r'\1data:image/png;base64,AAAA"', text)
+    # One slider gone (as if it had been drawn as a live widget), one glued value gone.
+    text = text.replace('<div class="course-slider"', '<div class="was-a-slider"', 1)
+    text = text.replace('class="pasted-text"', 'class="was-pasted"', 1)
+    page.write_text(text, encoding="utf-8")
+    server, url = _serve(copy)
+    try:
+        problems = check_page(browser, url, docname, screenshot=False)
+    finally:
+        server.shutdown()
+    report = "\n".join(problems)
+    assert "did not change its picture" in report, report
+    assert re.search(r"\d+ knob\(s\) in the notebook but \d+ static slider\(s\)", report), report
+    if "{glue" in _notebook_source(docname)["markdown"]:
+        assert "rendered value(s)" in report, report

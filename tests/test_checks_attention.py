@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from course_lib import attention
 from course_lib.checks import attention as checks
 from tests.checkproof import Proof, Wrong, parametrize_proofs
 
@@ -22,6 +23,20 @@ def sdpa(q, k, v, mask=None):
         )
     weights = torch.softmax(scores, dim=-1)
     weights = torch.nan_to_num(weights, nan=0.0)
+    return weights @ v, weights
+
+
+def sdpa_torch_free_nan_guard(q, k, v, mask=None):
+    """Also right: the blocked rows zeroed by hand instead of nan_to_num."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    elif mask is not None:
+        scores = scores + mask
+    top = scores.amax(dim=-1, keepdim=True)
+    weights = (scores - torch.where(top.isinf(), torch.zeros_like(top), top)).exp()
+    total = weights.sum(dim=-1, keepdim=True)
+    weights = torch.where(total > 0, weights / total.clamp_min(1e-300), torch.zeros_like(weights))
     return weights @ v, weights
 
 
@@ -183,6 +198,70 @@ def permutation_test_returns_tensor(layer, x, permutation):
     return torch.isclose(layer(x[:, permutation]), layer(x)[:, permutation], atol=1e-5).all()
 
 
+# ----------------------------------------------------------------------------------------
+# Sinusoidal positional encoding
+# ----------------------------------------------------------------------------------------
+
+
+def positional_encoding(length, dim):
+    position = torch.arange(length).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return encoding
+
+
+def positional_encoding_float64(length, dim):
+    position = torch.arange(length, dtype=torch.float64)[:, None]
+    angle = position / 10000 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    encoding = torch.zeros(length, dim, dtype=torch.float64)
+    encoding[:, 0::2] = angle.sin()
+    encoding[:, 1::2] = angle[:, : dim // 2].cos()
+    return encoding
+
+
+def positional_encoding_halves(length, dim):
+    angle = torch.arange(length)[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    return torch.cat([angle.sin(), angle.cos()], dim=1)[:, :dim]
+
+
+def positional_encoding_cos_first(length, dim):
+    encoding = positional_encoding(length, dim)
+    columns = torch.arange(dim)
+    angle = torch.arange(length)[:, None] / 10000 ** ((2 * (columns // 2)) / dim)
+    return torch.where(columns % 2 == 0, angle.cos(), angle.sin()) + 0 * encoding
+
+
+def positional_encoding_exponent_i(length, dim):
+    position = torch.arange(length).unsqueeze(1)
+    frequency = 1 / 10000 ** (torch.arange(0, (dim + 1) // 2) / dim)
+    encoding = torch.zeros(length, dim)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return encoding
+
+
+def positional_encoding_from_one(length, dim):
+    return positional_encoding(length + 1, dim)[1:]
+
+
+def positional_encoding_odd_dims_crash(length, dim):
+    position = torch.arange(length).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency)
+    return encoding
+
+
+def test_positional_encoding_odd_dim_crash_gets_the_odd_dim_hint(monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)
+    result = checks.check_positional_encoding(positional_encoding_odd_dims_crash)
+    printed = capsys.readouterr().out
+    assert result.status == "error" and "是奇数" in printed, printed
+
+
 PROOFS = [
     Proof(
         checks.check_scaled_dot_product_attention,
@@ -196,6 +275,8 @@ PROOFS = [
             Wrong(sdpa_ignores_float_masks, "浮点掩码"),
             Wrong(sdpa_output_only, "应返回 tuple"),
         ],
+        delegate=lambda q, k, v, mask=None: attention.scaled_dot_product_attention(q, k, v, mask),
+        also_correct=[sdpa_torch_free_nan_guard],
     ),
     Proof(
         checks.check_additive_attention,
@@ -206,11 +287,14 @@ PROOFS = [
             Wrong(additive_mask_reversed, "掩码用反了"),
             Wrong(additive_nan_when_all_masked, "NaN"),
         ],
+        delegate=attention.additive_attention,
     ),
     Proof(
         checks.check_split_heads,
         correct=split_heads,
         wrong=[Wrong(split_heads_wrong_order, "transpose(1, 2)")],
+        delegate=attention.split_heads,
+        float64_required=True,
     ),
     Proof(
         checks.check_merge_heads,
@@ -219,6 +303,8 @@ PROOFS = [
             Wrong(merge_heads_without_transpose, "先交换 H 和 L"),
             Wrong(merge_heads_by_sum, "拼接"),
         ],
+        delegate=attention.merge_heads,
+        float64_required=True,
     ),
     Proof(
         checks.check_causal_mask,
@@ -229,6 +315,8 @@ PROOFS = [
             Wrong(causal_mask_blocked_is_true, "可以关注"),
             Wrong(causal_mask_float, "类型不对"),
         ],
+        delegate=attention.causal_mask,
+        float32_inputs=False,
     ),
     Proof(
         checks.check_permutation_test,
@@ -239,13 +327,23 @@ PROOFS = [
             Wrong(permutation_test_exact_equality, "allclose"),
             Wrong(permutation_test_returns_tensor, "bool"),
         ],
+        delegate=attention.is_permutation_equivariant,
+        float32_inputs=False,
+    ),
+    Proof(
+        checks.check_positional_encoding,
+        correct=positional_encoding,
+        also_correct=[positional_encoding_float64],
+        wrong=[
+            Wrong(positional_encoding_halves, "交错排列"),
+            Wrong(positional_encoding_cos_first, "偶数列"),
+            Wrong(positional_encoding_exponent_i, "2i/d"),
+            Wrong(positional_encoding_from_one, "位置从 0 开始"),
+        ],
+        delegate=attention.sinusoidal_positional_encoding,
+        float32_inputs=False,
+        dtype_map={torch.float32: torch.float16},
     ),
 ]
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+globals().update(parametrize_proofs(PROOFS))

@@ -5,10 +5,14 @@ The wrong answers are the classic mistakes, written the way a student would writ
 
 import math
 
+import pytest
 import torch
 
+from course_lib import detection
 from course_lib.checks import detection as checks
 from tests.checkproof import Proof, Wrong, parametrize_proofs
+
+torchvision = pytest.importorskip("torchvision")
 
 # ----------------------------------------------------------------------------- IoU
 
@@ -274,6 +278,147 @@ def ap_ties_reversed(scores, matched, num_ground_truth):
     return ap_student(scores[order], matched[order], num_ground_truth)
 
 
+def nms_matrix(boxes, scores, iou_threshold):
+    """Also right, vectorised: suppression decided row by row on the sorted IoU matrix."""
+    order = torch.sort(scores, descending=True, stable=True).indices
+    over = pairwise_iou(boxes[order]) > iou_threshold
+    keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
+    for i in range(len(order)):
+        if keep[i]:
+            keep[i + 1 :] &= ~over[i, i + 1 :]
+    return order[keep]
+
+
+def nms_keep_mask(boxes, scores, iou_threshold):
+    keep = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    keep[nms_student(boxes, scores, iou_threshold)] = True
+    return keep
+
+
+def nms_int32(boxes, scores, iou_threshold):
+    return nms_student(boxes, scores, iou_threshold).int()
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def match_student(boxes, scores, gt_boxes, iou_threshold, later_of_equal_ious=True):
+    order = torch.sort(scores, descending=True, stable=True).indices
+    iou = iou_student(boxes, gt_boxes)
+    taken = torch.zeros(len(gt_boxes), dtype=torch.bool, device=boxes.device)
+    matched = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    for d in order.tolist():
+        candidates = iou[d].masked_fill(taken, -1.0)
+        if candidates.numel() == 0:
+            continue
+        if later_of_equal_ious:  # pycocotools' rule
+            best = len(candidates) - 1 - int(candidates.flip(0).argmax())
+        else:
+            best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            matched[d] = True
+            taken[best] = True
+    return matched
+
+
+def match_in_input_order(boxes, scores, gt_boxes, iou_threshold):
+    return match_student(boxes, torch.arange(len(boxes), 0, -1, device=boxes.device).double(),
+                         gt_boxes, iou_threshold)  # fmt: skip
+
+
+def match_without_using_up(boxes, scores, gt_boxes, iou_threshold):
+    if len(gt_boxes) == 0:
+        return torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    return iou_student(boxes, gt_boxes).amax(dim=1) >= iou_threshold
+
+
+def match_voc_rule(boxes, scores, gt_boxes, iou_threshold):
+    order = torch.sort(scores, descending=True, stable=True).indices
+    iou = iou_student(boxes, gt_boxes)
+    taken = torch.zeros(len(gt_boxes), dtype=torch.bool)
+    matched = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    for d in order.tolist():
+        if len(gt_boxes) == 0:
+            break
+        best = len(gt_boxes) - 1 - int(iou[d].flip(0).argmax())
+        if iou[d, best] >= iou_threshold and not taken[best]:
+            matched[d] = taken[best] = True
+    return matched
+
+
+def match_strictly_greater(boxes, scores, gt_boxes, iou_threshold):
+    return match_student(boxes, scores, gt_boxes, iou_threshold + 1e-12)
+
+
+def match_first_of_equal_ious(boxes, scores, gt_boxes, iou_threshold):
+    return match_student(boxes, scores, gt_boxes, iou_threshold, later_of_equal_ious=False)
+
+
+def match_returns_indices(boxes, scores, gt_boxes, iou_threshold):
+    return match_student(boxes, scores, gt_boxes, iou_threshold).nonzero().squeeze(1)
+
+
+# ----------------------------------------------------------------------------- RoI Align
+
+
+def bilinear(features, y, x):
+    channels, height, width = features.shape
+    if y < -1 or y > height or x < -1 or x > width:
+        return features.new_zeros(channels)
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = min(int(y), height - 1), min(int(x), width - 1)
+    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+    y, x = min(y, height - 1), min(x, width - 1)
+    dy, dx = y - y0, x - x0
+    return ((1 - dy) * (1 - dx) * features[:, y0, x0] + (1 - dy) * dx * features[:, y0, x1]
+            + dy * (1 - dx) * features[:, y1, x0] + dy * dx * features[:, y1, x1])  # fmt: skip
+
+
+def roi_align_student(features, box, output_size, spatial_scale, sampling_ratio, aligned,
+                      offset=None, at=0.5, pool="mean"):  # fmt: skip
+    shift = (0.5 if aligned else 0.0) if offset is None else offset
+    x1, y1, x2, y2 = (float(v) * spatial_scale - shift for v in box)
+    width, height = x2 - x1, y2 - y1
+    if not aligned:
+        width, height = max(width, 1.0), max(height, 1.0)
+    out_h, out_w = output_size
+    grid_h = sampling_ratio if sampling_ratio > 0 else math.ceil(height / out_h)
+    grid_w = sampling_ratio if sampling_ratio > 0 else math.ceil(width / out_w)
+    out = features.new_zeros(features.shape[0], out_h, out_w)
+    for i in range(out_h):
+        for j in range(out_w):
+            total = []
+            for iy in range(grid_h):
+                y = y1 + (i + (iy + at) / grid_h) * height / out_h
+                for ix in range(grid_w):
+                    x = x1 + (j + (ix + at) / grid_w) * width / out_w
+                    total.append(bilinear(features, y, x))
+            if total:
+                stack = torch.stack(total)
+                out[:, i, j] = stack.amax(0) if pool == "max" else stack.sum(0) / len(total)
+    return out
+
+
+def roi_align_without_offset(features, box, output_size, spatial_scale, sampling_ratio, aligned):
+    return roi_align_student(features, box, output_size, spatial_scale, sampling_ratio, aligned,
+                             offset=0.0)  # fmt: skip
+
+
+def roi_align_at_corners(features, box, output_size, spatial_scale, sampling_ratio, aligned):
+    return roi_align_student(features, box, output_size, spatial_scale, sampling_ratio, aligned,
+                             at=0.0)  # fmt: skip
+
+
+def roi_align_max(features, box, output_size, spatial_scale, sampling_ratio, aligned):
+    return roi_align_student(features, box, output_size, spatial_scale, sampling_ratio, aligned,
+                             pool="max")  # fmt: skip
+
+
+def roi_align_by_torchvision(features, box, output_size, spatial_scale, sampling_ratio, aligned):
+    return torchvision.ops.roi_align(features[None], [box[None]], output_size, spatial_scale,
+                                     sampling_ratio, aligned)[0]  # fmt: skip
+
+
 PROOFS = [
     Proof(
         checks.check_box_iou,
@@ -283,6 +428,7 @@ PROOFS = [
             Wrong(iou_union_double_counts, "并集面积"),
             Wrong(iou_elementwise, "[N, M]"),
         ],
+        delegate=detection.box_iou,
     ),
     Proof(
         checks.check_encode_boxes,
@@ -292,11 +438,13 @@ PROOFS = [
             Wrong(encode_corners, "中心点"),
             Wrong(encode_swapped, "方向反了"),
         ],
+        delegate=detection.encode_boxes,
     ),
     Proof(
         checks.check_decode_boxes,
         correct=decode_student,
         wrong=[Wrong(decode_no_exp, "exp(tw)"), Wrong(decode_returns_centres, "角点格式")],
+        delegate=detection.decode_boxes,
     ),
     Proof(
         checks.check_nms,
@@ -306,7 +454,11 @@ PROOFS = [
             Wrong(nms_suppressed_boxes_suppress, "已经被抑制的框"),
             Wrong(nms_sorted_indices, "按分数从高到低排列"),
             Wrong(nms_ties_reversed, "stable=True"),
+            Wrong(nms_keep_mask, "期望 dtype int64，实际是 bool"),
+            Wrong(nms_int32, "期望 dtype int64，实际是 int32"),
         ],
+        delegate=detection.nms,
+        also_correct=[nms_matrix],
     ),
     Proof(
         checks.check_roi_pool_one,
@@ -314,8 +466,10 @@ PROOFS = [
         wrong=[
             Wrong(roi_pool_average, "最大值"),
             Wrong(roi_pool_torch_round, "远离 0"),
-            Wrong(roi_pool_without_plus_one, "x2 - x1 + 1"),
+            Wrong(roi_pool_without_plus_one, "Fast R-CNN（Caffe）的旧约定"),
         ],
+        delegate=lambda f, b, k, s: detection.roi_pool(f[None], [b[None]], k, s)[0],
+        also_correct=[roi_pool_exact_fractions],
     ),
     Proof(
         checks.check_average_precision,
@@ -326,28 +480,44 @@ PROOFS = [
             Wrong(ap_eleven_points, "101 个召回率点"),
             Wrong(ap_ties_reversed, "stable=True"),
         ],
+        delegate=detection.average_precision,
+    ),
+    Proof(
+        checks.check_match_detections,
+        correct=match_student,
+        wrong=[
+            Wrong(match_in_input_order, "按分数从高到低"),
+            Wrong(match_without_using_up, "只能匹配一次"),
+            Wrong(match_voc_rule, "PASCAL VOC"),
+            Wrong(match_strictly_greater, "IoU >= threshold"),
+            Wrong(match_first_of_equal_ious, "取后面的那个"),
+            Wrong(match_returns_indices, "期望 dtype bool，实际是 int64"),
+        ],
+        delegate=detection.match_detections,
+    ),
+    Proof(
+        checks.check_roi_align_one,
+        correct=roi_align_student,
+        wrong=[
+            Wrong(roi_align_without_offset, "平移 -0.5"),
+            Wrong(roi_align_at_corners, "小块的中心"),
+            Wrong(roi_align_max, "取平均"),
+        ],
+        delegate=roi_align_by_torchvision,
     ),
 ]
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+globals().update(parametrize_proofs(PROOFS))
 
 
-def test_roi_pool_check_accepts_exact_fraction_bins(monkeypatch, capsys):
-    """Bin edges from exact fractions are right too: the cases avoid float round-off traps."""
-    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)
-    result = checks.check_roi_pool_one(roi_pool_exact_fractions)
-    assert result.status == "passed", capsys.readouterr().out
+def test_roi_align_reference_loop_matches_torchvision():
+    """The check's loop (used to name mistakes) is torchvision's kernel, case by case."""
+    for case in checks._roi_align_cases(torch.device("cpu")):
+        features, box, size, scale, ratio, aligned = case.args
+        peer = torchvision.ops.roi_align(features[None], [box[None]], size, scale, ratio, aligned)
+        torch.testing.assert_close(checks._roi_align_loop(*case.args), peer[0])
 
 
-def test_nms_check_accepts_a_vectorised_answer(monkeypatch, capsys):
-    """A correct answer need not be a loop: the library's NMS passes as well."""
-    from course_lib.detection import nms
-
-    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)
-    assert checks.check_nms(nms).status == "passed", capsys.readouterr().out
+def test_match_reference_loop_matches_the_library():
+    for case in checks._match_cases(torch.device("cpu")):
+        assert torch.equal(checks._greedy_match(*case.args), detection.match_detections(*case.args))

@@ -4,6 +4,7 @@ classic wrong ones (each with the hint a student needs)."""
 import torch
 import torch.nn.functional as F
 
+from course_lib import generative
 from course_lib.checks import generative as checks
 from tests.checkproof import Proof, Wrong, parametrize_proofs
 
@@ -172,6 +173,173 @@ def elbo_scalar(x, logits, mu, logvar):
     return elbo_correct(x, logits, mu, logvar).mean()
 
 
+# ------------------------------------------------------------------------- VAE ELBO
+
+
+def vae_elbo(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_likelihood = -F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none")
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    return log_likelihood.flatten(1).sum(1) - kl
+
+
+def vae_elbo_decodes_mu(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    log_likelihood = -F.binary_cross_entropy_with_logits(decoder(mu), x, reduction="none")
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    return log_likelihood.flatten(1).sum(1) - kl
+
+
+def vae_elbo_detached_sample(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    z = (mu + torch.exp(0.5 * logvar) * eps).detach()
+    log_likelihood = -F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none")
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    return log_likelihood.flatten(1).sum(1) - kl
+
+
+def vae_elbo_std_is_exp_logvar(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    z = mu + torch.exp(logvar) * eps
+    log_likelihood = -F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none")
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    return log_likelihood.flatten(1).sum(1) - kl
+
+
+def vae_elbo_fresh_noise(encoder, decoder, x, eps):
+    return vae_elbo(encoder, decoder, x, torch.randn_like(eps))
+
+
+def vae_elbo_naive_logs(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    p = torch.sigmoid(decoder(mu + torch.exp(0.5 * logvar) * eps))
+    log_likelihood = x * torch.log(p) + (1 - x) * torch.log(1 - p)
+    kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=-1)
+    return log_likelihood.flatten(1).sum(1) - kl
+
+
+def vae_elbo_batch_mean(encoder, decoder, x, eps):
+    return vae_elbo(encoder, decoder, x, eps).mean()
+
+
+def vae_elbo_by_library(encoder, decoder, x, eps):
+    mu, logvar = encoder(x)
+    return generative.elbo(x, decoder(mu + torch.exp(0.5 * logvar) * eps), mu, logvar)
+
+
+# ------------------------------------------------------------------------- GAN step
+
+
+def gan_step(generator, discriminator, g_optimizer, d_optimizer, real, noise, detach=True,
+             zero_grad=True, extra_d_step=False, saturating=False, naive_logs=False):  # fmt: skip
+    """One step, written as a student would; the keywords switch on the classic mistakes."""
+    fake = generator(noise)
+    if zero_grad:
+        d_optimizer.zero_grad()
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach() if detach else fake)
+    if naive_logs:
+        d_loss = (-torch.log(torch.sigmoid(real_logits)).mean()
+                  - torch.log(1 - torch.sigmoid(fake_logits)).mean())  # fmt: skip
+    else:
+        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    d_loss.backward()
+    d_optimizer.step()
+    if zero_grad:
+        g_optimizer.zero_grad()
+    logits = discriminator(fake)
+    if saturating:
+        g_loss = -F.softplus(logits).mean()
+    elif naive_logs:
+        g_loss = -torch.log(torch.sigmoid(logits)).mean()
+    else:
+        g_loss = F.softplus(-logits).mean()
+    g_loss.backward()
+    g_optimizer.step()
+    if extra_d_step:
+        d_optimizer.step()
+    return d_loss.item(), g_loss.item()
+
+
+def gan_step_with_library_losses_and_fresh_fakes(
+    generator, discriminator, g_optimizer, d_optimizer, real, noise
+):
+    """Also right: the library's loss functions, no_grad fakes for D, new fakes for G."""
+    with torch.no_grad():
+        fake = generator(noise)
+    d_optimizer.zero_grad()
+    d_loss = generative.discriminator_loss(discriminator(real), discriminator(fake))
+    d_loss.backward()
+    d_optimizer.step()
+    g_optimizer.zero_grad()
+    g_loss = generative.generator_loss(discriminator(generator(noise)))
+    g_loss.backward()
+    g_optimizer.step()
+    return d_loss, g_loss
+
+
+def gan_step_without_detach(*args):
+    return gan_step(*args, detach=False)  # the D step's backward frees the generator's graph
+
+
+def gan_step_without_detach_zeroing_first(
+    generator, discriminator, g_optimizer, d_optimizer, real, noise
+):
+    g_optimizer.zero_grad()
+    d_optimizer.zero_grad()
+    fake = generator(noise)
+    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(fake)).mean()
+    d_loss.backward(retain_graph=True)
+    d_optimizer.step()
+    g_loss = F.softplus(-discriminator(fake)).mean()
+    g_loss.backward()
+    g_optimizer.step()
+    return d_loss.item(), g_loss.item()
+
+
+def gan_step_without_detach_but_fresh_fakes(
+    generator, discriminator, g_optimizer, d_optimizer, real, noise
+):
+    d_optimizer.zero_grad()
+    fake_logits = discriminator(generator(noise))
+    d_loss = F.softplus(-discriminator(real)).mean() + F.softplus(fake_logits).mean()
+    d_loss.backward()
+    d_optimizer.step()
+    g_optimizer.zero_grad()
+    g_loss = F.softplus(-discriminator(generator(noise))).mean()
+    g_loss.backward()
+    g_optimizer.step()
+    return d_loss.item(), g_loss.item()
+
+
+def gan_step_without_zero_grad(*args):
+    return gan_step(*args, zero_grad=False)
+
+
+def gan_step_updates_d_twice(*args):
+    return gan_step(*args, extra_d_step=True)
+
+
+def gan_step_saturating(*args):
+    return gan_step(*args, saturating=True)
+
+
+def gan_step_naive_logs(*args):
+    return gan_step(*args, naive_logs=True)
+
+
+def gan_step_by_library(generator, discriminator, g_optimizer, d_optimizer, real, noise):
+    gan = generative.GAN(generator, discriminator)  # the library's alternating updates
+    losses = []
+    for optimizer in (d_optimizer, g_optimizer):
+        optimizer.zero_grad()
+        _, loss = gan(real)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return tuple(losses)
+
+
 PROOFS = [
     Proof(
         checks.check_pixelcnn_mask,
@@ -182,6 +350,9 @@ PROOFS = [
             Wrong(mask_whole_centre_row, "右侧和下方"),
             Wrong(mask_boolean, "浮点张量"),
         ],
+        delegate=generative.pixelcnn_mask,
+        float32_inputs=False,
+        dtype_map={torch.float32: torch.int64},
     ),
     Proof(
         checks.check_reparameterize,
@@ -193,6 +364,7 @@ PROOFS = [
             Wrong(reparameterize_resampled, "不要重新采样"),
             Wrong(reparameterize_no_logvar_gradient, "梯度才能流回"),
         ],
+        delegate=lambda mu, logvar, eps: generative.reparameterize(mu, logvar),
     ),
     Proof(
         checks.check_kl_divergence,
@@ -204,6 +376,7 @@ PROOFS = [
             Wrong(kl_summed_over_batch, "只对最后一维"),
             Wrong(kl_logvar_as_log_sigma, "log sigma²"),
         ],
+        delegate=generative.kl_divergence,
     ),
     Proof(
         checks.check_discriminator_loss,
@@ -214,6 +387,7 @@ PROOFS = [
             Wrong(d_loss_pooled_mean, "各自的批次求平均"),
             Wrong(d_loss_per_item, "标量"),
         ],
+        delegate=generative.discriminator_loss,
     ),
     Proof(
         checks.check_generator_loss,
@@ -223,6 +397,7 @@ PROOFS = [
             Wrong(g_loss_naive_log, "inf 或 NaN"),
             Wrong(g_loss_wrong_label, "mean(-log D(G(z)))"),
         ],
+        delegate=generative.generator_loss,
     ),
     Proof(
         checks.check_elbo,
@@ -234,13 +409,66 @@ PROOFS = [
             Wrong(elbo_mean_over_pixels, "对像素求和"),
             Wrong(elbo_scalar, "形状 [B]"),
         ],
+        delegate=generative.elbo,
+    ),
+    Proof(
+        checks.check_vae_elbo,
+        correct=vae_elbo,
+        wrong=[
+            Wrong(vae_elbo_decodes_mu, "而不是 mu 本身"),
+            Wrong(vae_elbo_detached_sample, "不要 .detach()"),
+            Wrong(vae_elbo_std_is_exp_logvar, "exp(logvar / 2)"),
+            Wrong(vae_elbo_fresh_noise, "用传入的 eps"),
+            Wrong(vae_elbo_naive_logs, "inf 或 NaN"),
+            Wrong(vae_elbo_batch_mean, "形状 [B]"),
+        ],
+        delegate=vae_elbo_by_library,
+        hybrid=False,  # the gradients of the given networks are checked: no float32 copy
+    ),
+    Proof(
+        checks.check_gan_step,
+        correct=gan_step,
+        also_correct=[gan_step_with_library_losses_and_fresh_fakes],
+        wrong=[
+            Wrong(gan_step_without_detach_zeroing_first, "fake.detach()"),
+            Wrong(gan_step_without_detach_but_fresh_fakes, "fake.detach()"),
+            Wrong(gan_step_without_zero_grad, "zero_grad()"),
+            Wrong(gan_step_updates_d_twice, "不要在 g_loss.backward() 之后调用 d_optimizer.step()"),
+            Wrong(gan_step_saturating, "非饱和损失"),
+            Wrong(gan_step_naive_logs, "inf 或 NaN"),
+        ],
+        delegate=gan_step_by_library,
+        hybrid=False,  # the step changes the given networks: no float32 copy
     ),
 ]
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+
+def test_gan_step_without_detach_gets_the_detach_hint(monkeypatch, capsys):
+    """The classic crash: backward through the generator's graph a second time."""
+    monkeypatch.delenv("COURSE_STRICT_CHECKS", raising=False)
+    result = checks.check_gan_step(gan_step_without_detach)
+    printed = capsys.readouterr().out
+    assert result.status == "error" and "fake.detach()" in printed, printed
+
+
+def test_gan_step_reference_trains_like_the_library_gan(monkeypatch):
+    """The private reference is the library's GAN update, split in its two turns."""
+    case = checks._gan_cases(torch.device("cpu"), torch.float64)[0]
+    generator, discriminator, g_opt, d_opt, real, noise = checks._fresh(case.args)
+    checks._gan_step_reference(generator, discriminator, g_opt, d_opt, real, noise)
+    generator2, discriminator2, g_opt2, d_opt2, _, _ = checks._fresh(case.args)
+    gan = generative.GAN(generator2, discriminator2)
+    for optimizer, _turn in ((d_opt2, "D"), (g_opt2, "G")):
+        monkeypatch.setattr(torch, "randn", lambda *a, **k: noise.clone())
+        optimizer.zero_grad()
+        _, loss = gan(real)
+        loss.backward()
+        optimizer.step()
+    for ours, library in zip(
+        [*generator.parameters(), *discriminator.parameters()],
+        [*generator2.parameters(), *discriminator2.parameters()],
+    ):
+        torch.testing.assert_close(ours, library, atol=1e-12, rtol=1e-10)
+
+
+globals().update(parametrize_proofs(PROOFS))

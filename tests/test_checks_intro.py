@@ -16,7 +16,8 @@ def naive_softmax(x):
 
 
 def softmax_over_first_dim(x):
-    return torch.softmax(x, dim=0)
+    shifted = (x - x.amax(dim=0, keepdim=True)).exp()
+    return shifted / shifted.sum(dim=0, keepdim=True)
 
 
 def unnormalised(x):
@@ -24,7 +25,11 @@ def unnormalised(x):
 
 
 def float32_result(x):
-    return torch.softmax(x.float(), dim=-1)
+    return stable_softmax(x.float())
+
+
+def library_softmax(x):
+    return torch.softmax(x, dim=-1)
 
 
 PROOFS = [
@@ -35,15 +40,10 @@ PROOFS = [
             Wrong(naive_softmax, "NaN"),
             Wrong(softmax_over_first_dim, "最后一维"),
             Wrong(unnormalised, "和为 1"),
-            Wrong(float32_result, "数值不同"),
+            Wrong(float32_result, "期望 dtype float64，实际是 float32"),
         ],
+        delegate=library_softmax,
     )
 ]
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+globals().update(parametrize_proofs(PROOFS))

@@ -2,6 +2,7 @@
 
 import torch
 
+from course_lib import rnn
 from course_lib.checks import rnn as checks
 from tests.checkproof import Proof, Wrong, parametrize_proofs
 
@@ -32,8 +33,8 @@ def rnn_step_forgets_h(x, h, W_xh, W_hh, b_h):
     return torch.tanh(x @ W_xh.T + b_h)
 
 
-def rnn_step_float32(x, h, W_xh, W_hh, b_h):
-    return rnn_step(x.float(), h.float(), W_xh.float(), W_hh.float(), b_h.float()).double()
+def rnn_step_torch_cell(x, h, W_xh, W_hh, b_h):
+    return torch.rnn_tanh_cell(x, h, W_xh, W_hh, b_h, torch.zeros_like(b_h))
 
 
 # ------------------------------------------------------------------ LSTM step
@@ -195,9 +196,19 @@ def sampling_probs(logits, temperature, top_k=None):
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if temperature == 0:
+        best = (logits == logits.amax(dim=-1, keepdim=True)).to(logits.dtype)
+        return best / best.sum(dim=-1, keepdim=True)
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def sampling_probs_first_argmax(logits, temperature, top_k=None):
+    if temperature == 0:
+        if top_k is not None and top_k < logits.shape[-1]:
+            kth = logits.topk(top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
         index = logits.argmax(dim=-1, keepdim=True)
         return torch.zeros_like(logits).scatter(-1, index, 1.0)
-    return torch.softmax(logits / temperature, dim=-1)
+    return sampling_probs(logits, temperature, top_k)
 
 
 def sampling_probs_multiplies(logits, temperature, top_k=None):
@@ -245,6 +256,83 @@ def sampling_probs_first_dim(logits, temperature, top_k=None):
     return torch.softmax(logits / temperature, dim=0)
 
 
+# ------------------------------------------------------------------ BPTT by hand
+
+
+def rnn_bptt(x, h0, W_ih, W_hh, b_ih, b_hh, grad_h, carry=True, tanh_of="h_t",
+             w_hh_grad="da.T @ h", back="W_hh", all_steps=True, h0_term=True):  # fmt: skip
+    h, states = h0, []
+    for x_t in x:
+        h = torch.tanh(x_t @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+        states.append(h)
+    grad_x = torch.zeros_like(x)
+    grad_W_ih, grad_W_hh, grad_b = (
+        torch.zeros_like(W_ih),
+        torch.zeros_like(W_hh),
+        torch.zeros_like(b_ih),
+    )
+    dh = torch.zeros_like(h0)
+    for t in reversed(range(len(x))):
+        h_prev = states[t - 1] if t > 0 else (h0 if h0_term else torch.zeros_like(h0))
+        dh = grad_h[t] + dh if carry else grad_h[t]
+        if tanh_of == "nothing":
+            da = dh
+        else:
+            da = dh * (1 - (states[t] if tanh_of == "h_t" else h_prev) ** 2)
+        grad_x[t] = da @ W_ih
+        if all_steps or t == len(x) - 1:
+            grad_W_ih += da.T @ x[t]
+            grad_W_hh += da.T @ h_prev if w_hh_grad == "da.T @ h" else h_prev.T @ da
+            grad_b += da.sum(0)
+        dh = da @ (W_hh if back == "W_hh" else W_hh.T)
+    return grad_x, dh, grad_W_ih, grad_W_hh, grad_b, grad_b.clone()
+
+
+def bptt_without_carry(*args):
+    return rnn_bptt(*args, carry=False)
+
+
+def bptt_without_tanh_derivative(*args):
+    return rnn_bptt(*args, tanh_of="nothing")
+
+
+def bptt_derivative_of_previous_state(*args):
+    return rnn_bptt(*args, tanh_of="h_prev")
+
+
+def bptt_w_hh_transposed(*args):
+    return rnn_bptt(*args, w_hh_grad="h.T @ da")
+
+
+def bptt_back_through_transpose(*args):
+    return rnn_bptt(*args, back="W_hh^T")
+
+
+def bptt_weights_of_last_step(*args):
+    return rnn_bptt(*args, all_steps=False)
+
+
+def bptt_without_h0_term(*args):
+    return rnn_bptt(*args, h0_term=False)
+
+
+def bptt_zero_grad_h0(*args):
+    grads = list(rnn_bptt(*args))
+    grads[1] = torch.zeros_like(grads[1])
+    return tuple(grads)
+
+
+def bptt_by_autograd(x, h0, W_ih, W_hh, b_ih, b_hh, grad_h):
+    leaves = [t.detach().clone().requires_grad_() for t in (x, h0, W_ih, W_hh, b_ih, b_hh)]
+    x, h, W_ih, W_hh, b_ih, b_hh = leaves
+    states = []
+    for x_t in x:
+        h = torch.tanh(x_t @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+        states.append(h)
+    (torch.stack(states) * grad_h).sum().backward()
+    return tuple(leaf.grad for leaf in leaves)
+
+
 PROOFS = [
     Proof(
         checks.check_rnn_step,
@@ -255,8 +343,8 @@ PROOFS = [
             Wrong(rnn_step_untransposed, "没有转置"),
             Wrong(rnn_step_without_bias, "偏置 b_h"),
             Wrong(rnn_step_forgets_h, "递推项"),
-            Wrong(rnn_step_float32, "数值不同"),
         ],
+        delegate=rnn_step_torch_cell,
     ),
     Proof(
         checks.check_lstm_step,
@@ -269,6 +357,9 @@ PROOFS = [
             Wrong(lstm_step_swapped_outputs, "先隐藏状态"),
             Wrong(lstm_step_old_cell_in_output, "c' = σ(f)⊙c"),
         ],
+        delegate=lambda x, h, c, W_ih, W_hh, b_ih, b_hh: torch.lstm_cell(
+            x, (h, c), W_ih, W_hh, b_ih, b_hh
+        ),
     ),
     Proof(
         checks.check_gru_step,
@@ -279,6 +370,9 @@ PROOFS = [
             Wrong(gru_step_bias_outside_reset, "b_hn 也要被重置门"),
             Wrong(gru_step_gate_order_zrn, "按 r, z, n 切分"),
         ],
+        delegate=lambda x, h, W_ih, W_hh, b_ih, b_hh: rnn.gru_step(
+            x @ W_ih.T + b_ih, h, W_hh, b_hh
+        ),
     ),
     Proof(
         checks.check_batchify,
@@ -288,6 +382,8 @@ PROOFS = [
             Wrong(batchify_time_major, "形状"),
             Wrong(batchify_keeps_tail_by_padding, "丢掉末尾"),
         ],
+        delegate=rnn.batchify,
+        float32_inputs=False,
     ),
     Proof(
         checks.check_detach_state,
@@ -298,6 +394,8 @@ PROOFS = [
             Wrong(detach_state_only_h, "两个都要 detach"),
             Wrong(detach_state_as_list, "保持状态原来的结构"),
         ],
+        delegate=rnn.detach_state,
+        float64_required=True,
     ),
     Proof(
         checks.check_sampling_probs,
@@ -310,14 +408,46 @@ PROOFS = [
             Wrong(sampling_probs_zeroed_after_softmax, "先屏蔽再 softmax"),
             Wrong(sampling_probs_naive_exp, "NaN"),
             Wrong(sampling_probs_first_dim, "沿最后一维"),
+            Wrong(sampling_probs_first_argmax, "平分"),
         ],
+        delegate=rnn.sampling_probs,
+    ),
+    Proof(
+        checks.check_rnn_bptt,
+        correct=rnn_bptt,
+        wrong=[
+            Wrong(bptt_without_carry, "从 h_{t+1} 传回来"),
+            Wrong(bptt_without_tanh_derivative, "tanh 的导数"),
+            Wrong(bptt_derivative_of_previous_state, "不是上一步的 h_{t-1}"),
+            Wrong(bptt_w_hh_transposed, "da_t^T @ h_{t-1}"),
+            Wrong(bptt_back_through_transpose, "da_t @ W_hh（不转置）"),
+            Wrong(bptt_weights_of_last_step, "对所有时间步求和"),
+            Wrong(bptt_without_h0_term, "da_1^T @ h0"),
+            Wrong(bptt_zero_grad_h0, "grad_h0"),
+        ],
+        delegate=bptt_by_autograd,
     ),
 ]
 
-(
-    test_check_passes_correct_answer,
-    test_check_fails_wrong_answers,
-    test_check_reports_stub_as_not_done,
-    test_check_reports_crash_as_student_error,
-    test_check_raises_in_strict_mode_on_wrong_answer,
-) = parametrize_proofs(PROOFS)
+globals().update(parametrize_proofs(PROOFS))
+
+
+def test_bptt_reference_agrees_with_torch_rnn():
+    """The check's autograd reference is torch.nn.RNN's gradient (the peer)."""
+    for case in checks._bptt_cases(torch.device("cpu")):
+        x, h0, W_ih, W_hh, b_ih, b_hh, grad_h = case.args
+        if x.shape[1] == 0:
+            continue
+        layer = torch.nn.RNN(x.shape[2], h0.shape[1]).double()
+        with torch.no_grad():
+            for name, value in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
+                                   (W_ih, W_hh, b_ih, b_hh)):  # fmt: skip
+                getattr(layer, name).copy_(value)
+        x_leaf, h0_leaf = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        output, _ = layer(x_leaf, h0_leaf[None])
+        (output * grad_h).sum().backward()
+        peer = (x_leaf.grad, h0_leaf.grad, layer.weight_ih_l0.grad, layer.weight_hh_l0.grad,
+                layer.bias_ih_l0.grad, layer.bias_hh_l0.grad)  # fmt: skip
+        ours = checks._bptt_reference(*case.args)
+        for a, b in zip(ours, peer):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-import course_lib
-from course_lib import student
+from tools import student
+from tools.repository import Repository, read_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 ALL_NOTEBOOKS = sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 SOURCE_NOTEBOOKS = [p for p in ALL_NOTEBOOKS if "exercises" not in p.relative_to(BOOK).parts]
 CHAPTERS = ["rnn", "attention", "transformer", "visualization", "detection", "generative"]
+SETUP = student.setup_cell(read_repository(ROOT))
 
 
 def _load(path):
@@ -43,19 +44,14 @@ def test_notebook_committed_without_outputs(path):
 def test_first_code_cell_is_the_setup_cell(path):
     code = [c for c in _load(path)["cells"] if c["cell_type"] == "code"]
     setup = _source(code[0])
-    assert setup == student.SETUP_CELL
-    assert f'REPOSITORY_URL = "{course_lib.REPOSITORY_URL}"' in setup
+    assert setup == SETUP
+    assert f'REPOSITORY_URL = "{read_repository(ROOT).url}"' in setup
     assert "describe_environment()" in setup
-
-
-def test_config_repository_is_the_one_in_course_lib():
-    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert config["repository"]["url"] == course_lib.REPOSITORY_URL
 
 
 def test_student_editions_and_normalised_sources_are_up_to_date():
     stale = student.sync(BOOK, check=True)
-    assert not stale, f"run `python -m course_lib.student`; out of date: {stale}"
+    assert not stale, f"run `python -m tools.student`; out of date: {stale}"
 
 
 @pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=_ids(SOURCE_NOTEBOOKS))
@@ -119,9 +115,10 @@ def _code(source, tags=()):
 
 def test_student_edition_replaces_only_the_marked_region():
     notebook = _notebook(_code("# setup"), _code(SOLUTION, ["solution"]), _code("check(f)"))
-    normal = student.normalise_notebook(notebook)
-    edition = student.student_edition(notebook)
-    assert _source(normal["cells"][0]) == student.SETUP_CELL
+    normal = student.normalise_notebook(notebook, "# the setup")
+    edition = student.student_edition(notebook, "# the setup")
+    assert _source(normal["cells"][0]) == _source(edition["cells"][0]) == "# the setup"
+    assert normal["cells"][0]["metadata"]["tags"] == ["setup"]
     assert normal["cells"][1]["metadata"]["cellView"] == "form"
     assert normal["metadata"] == {
         "kernelspec": student.KERNELSPEC,
@@ -147,7 +144,14 @@ def test_student_edition_replaces_only_the_marked_region():
 )
 def test_student_tool_rejects_malformed_solutions(source, match):
     with pytest.raises(ValueError, match=match):
-        student.student_edition(_notebook(_code("# setup"), _code(source, ["solution"])))
+        student.student_edition(_notebook(_code("# setup"), _code(source, ["solution"])), "")
+
+
+def test_setup_cell_installs_from_the_configured_repository_and_branch():
+    setup = student.setup_cell(Repository("someone", "fork", branch="course"))
+    assert 'REPOSITORY_URL = "https://github.com/someone/fork"' in setup
+    assert 'f"git+{REPOSITORY_URL}@course"' in setup
+    compile(setup, "setup", "exec")  # valid Python
 
 
 def test_student_sync_writes_and_checks(tmp_path):
@@ -155,6 +159,7 @@ def test_student_sync_writes_and_checks(tmp_path):
 
     book = tmp_path / "book"
     book.mkdir()
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b\n")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_code_cell("# setup"),
@@ -167,6 +172,8 @@ def test_student_sync_writes_and_checks(tmp_path):
     ]
     student.sync(book)
     assert student.sync(book, check=True) == []
+    written = nbformat.read(book / "exercises" / "topic.ipynb", as_version=4)
+    assert written.cells[0].source == student.setup_cell(Repository("a", "b"))
     (book / "exercises" / "orphan.ipynb").write_text("{}")
     assert student.sync(book, check=True) == [f"{book}/exercises/orphan.ipynb"]
     assert (

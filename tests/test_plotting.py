@@ -66,8 +66,7 @@ def _draw(a, b=1):
     return figure
 
 
-def test_static_slider_has_every_frame(monkeypatch):
-    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "1")
+def test_static_slider_has_every_frame():
     widget = plotting.figure_slider(_draw, a=[1, 2, 3], b=[1, 2])
     markup = widget._repr_html_()
     frames = re.search(r"const frames = (\{.*?\});", markup).group(1)
@@ -77,8 +76,7 @@ def test_static_slider_has_every_frame(monkeypatch):
     assert "<script>" in markup
 
 
-def test_static_slider_initial_and_errors(monkeypatch):
-    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "1")
+def test_static_slider_initial_and_errors():
     markup = plotting.figure_slider(_draw, initial={"a": 3}, a=[1, 2, 3])._repr_html_()
     assert '<span data-value="a">3</span>' in markup
     with pytest.raises(ValueError, match="initial value"):
@@ -94,5 +92,14 @@ def test_static_slider_initial_and_errors(monkeypatch):
 
 
 def test_static_widgets_outside_notebooks(monkeypatch):
-    monkeypatch.delenv("COURSE_STATIC_WIDGETS", raising=False)
+    monkeypatch.delenv("COURSE_BOOK_BUILD", raising=False)
     assert plotting.static_widgets() is True  # plain Python: no live kernel
+
+
+def test_the_book_build_decides_static_knobs_in_a_notebook(monkeypatch):
+    """In a kernel with ipywidgets the knob is live, unless the book build started the kernel."""
+    monkeypatch.setattr(plotting, "_in_notebook", lambda: True)
+    monkeypatch.delenv("COURSE_BOOK_BUILD", raising=False)
+    assert plotting.static_widgets() is False
+    monkeypatch.setenv("COURSE_BOOK_BUILD", "1")
+    assert plotting.static_widgets() is True

@@ -1,9 +1,10 @@
 """Checks for the exercises of the attention chapter.
 
 Each check runs the student's function and ``course_lib.attention``'s reference on the same
-float64 inputs (edge cases included) and prints a verdict; hints name the classic mistakes
-(a forgotten ``sqrt(E)``, a mask read the wrong way round, softmax over the wrong axis,
-heads split in the wrong order, ...), recognised by recomputing those wrong variants.
+inputs (float64, then float32; edge cases included) and prints a verdict; hints name the
+classic mistakes (a forgotten ``sqrt(E)``, a mask read the wrong way round, softmax over the
+wrong axis, heads split in the wrong order, ...), recognised by recomputing those wrong
+variants. Calling the library's (or torch's) version of the exercise is rejected.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from typing import Any, Callable, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib import attention as A
@@ -21,27 +23,20 @@ from course_lib.checks.core import (
     Mismatch,
     check_function,
     exercise_check,
+    forbid,
     randn,
 )
+from course_lib.checks.hints import Mistakes, diagnose, same
 
 __all__ = [
     "check_additive_attention",
     "check_causal_mask",
     "check_merge_heads",
     "check_permutation_test",
+    "check_positional_encoding",
     "check_scaled_dot_product_attention",
     "check_split_heads",
 ]
-
-
-def _close(a: Any, b: Any) -> bool:
-    return (
-        isinstance(a, Tensor)
-        and isinstance(b, Tensor)
-        and a.shape == b.shape
-        and a.is_floating_point()
-        and bool(torch.allclose(a.detach().cpu().double(), b.detach().cpu().double(), atol=1e-8))
-    )
 
 
 def _same_as(mismatch: Mismatch, variant: Any) -> bool:
@@ -54,23 +49,12 @@ def _same_as(mismatch: Mismatch, variant: Any) -> bool:
         if not index.isdigit() or int(index) >= len(variant):
             return False
         variant = variant[int(index)]
-    return _close(mismatch.actual, variant)
+    actual = mismatch.actual
+    return isinstance(actual, Tensor) and actual.is_floating_point() and same(variant, actual)
 
 
 def _has_nan(value: Any) -> bool:
     return isinstance(value, Tensor) and value.is_floating_point() and bool(value.isnan().any())
-
-
-def _safe(hint: Callable[[Mismatch, Case], str], fallback: str) -> Callable[[Mismatch, Case], str]:
-    """A hint that never crashes the checker: odd student outputs get the general advice."""
-
-    def safe_hint(mismatch: Mismatch, case: Case) -> str:
-        try:
-            return hint(mismatch, case)
-        except Exception:
-            return fallback
-
-    return safe_hint
 
 
 def _bool(shape: tuple, seed: int, device: torch.device, p: float = 0.6) -> Tensor:
@@ -153,7 +137,13 @@ def _sdpa_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_scaled_dot_product_attention(student: Callable[..., Any]) -> CheckResult:
-    """Check ``student(q, k, v, mask=None) -> (output, weights)`` against the library."""
+    """Check ``student(q, k, v, mask=None) -> (output, weights)`` against the library.
+
+    Contract: q [..., Lq, E], k [..., Lk, E], v [..., Lk, Ev]; ``mask`` None, bool (True =
+    may attend) or float (added to the scores), broadcast to [..., Lq, Lk]. Returns
+    ``(weights @ v [..., Lq, Ev], weights [..., Lq, Lk])`` with ``weights = softmax(q k^T
+    / sqrt(E) + mask)``; a query that may attend to nothing gets all-zero weights.
+    """
     return check_function(
         "缩放点积注意力",
         student,
@@ -161,7 +151,16 @@ def check_scaled_dot_product_attention(student: Callable[..., Any]) -> CheckResu
         _sdpa_cases,
         atol=1e-10,
         rtol=1e-8,
-        hint=_safe(_sdpa_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_sdpa_hint,
+        forbidden=[
+            forbid(A.scaled_dot_product_attention, A.MultiHeadAttention, A.SelfAttention),
+            forbid(
+                F.scaled_dot_product_attention,
+                F.multi_head_attention_forward,
+                nn.MultiheadAttention,
+                name="torch.nn.functional.scaled_dot_product_attention",
+            ),
+        ],
     )
 
 
@@ -236,13 +235,17 @@ def check_additive_attention(student: Callable[..., Any]) -> CheckResult:
         _additive_cases,
         atol=1e-10,
         rtol=1e-8,
-        hint=_safe(_additive_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_additive_hint,
+        forbidden=[forbid(A.additive_attention, A.AdditiveAttention)],
     )
 
 
 # ----------------------------------------------------------------------------------------
 # Splitting and merging heads
 # ----------------------------------------------------------------------------------------
+
+
+_REARRANGING = "拆分或合并注意力头只是重新排列元素，不做任何运算：每个数都应原样保留。"
 
 
 def _split_cases(device: torch.device) -> List[Case]:
@@ -279,7 +282,9 @@ def check_split_heads(student: Callable[[Tensor, int], Tensor]) -> CheckResult:
         _split_cases,
         atol=0.0,
         rtol=0.0,
-        hint=_safe(_split_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_split_hint,
+        forbidden=[forbid(A.split_heads)],
+        float64_reason=_REARRANGING,
     )
 
 
@@ -313,7 +318,9 @@ def check_merge_heads(student: Callable[[Tensor], Tensor]) -> CheckResult:
         _merge_cases,
         atol=0.0,
         rtol=0.0,
-        hint=_safe(_merge_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_merge_hint,
+        forbidden=[forbid(A.merge_heads)],
+        float64_reason=_REARRANGING,
     )
 
 
@@ -358,8 +365,9 @@ def check_causal_mask(student: Callable[[int], Tensor]) -> CheckResult:
         _causal_cases,
         atol=0.0,
         rtol=0.0,
-        hint=_safe(_causal_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_causal_hint,
         devices=[torch.device("cpu")],
+        forbidden=[forbid(A.causal_mask)],
     )
 
 
@@ -453,5 +461,125 @@ def check_permutation_test(student: Callable[..., Any]) -> CheckResult:
         _permutation_cases,
         atol=0.0,
         rtol=0.0,
-        hint=_safe(_permutation_hint, "对照题目中的公式和形状逐步检查。"),
+        hint=_permutation_hint,
+        forbidden=[forbid(A.is_permutation_equivariant)],
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Sinusoidal positional encoding
+# ----------------------------------------------------------------------------------------
+
+
+def _encoding_reference(length: int, dim: int) -> Tensor:
+    return A.sinusoidal_positional_encoding(length, dim, dtype=torch.float64)
+
+
+def _encoding_cases(device: torch.device) -> List[Case]:
+    return [
+        Case("length 50, dim 16", (50, 16)),
+        Case("length 100, dim 64 (low frequencies)", (100, 64)),
+        Case("one position (length 1)", (1, 8)),
+        Case("one pair of features (dim 2)", (10, 2)),
+        Case("odd dim 5 (3 sin columns, 2 cos columns)", (7, 5)),
+        Case("dim 1 (a single sin column)", (9, 1)),
+        Case("no positions (length 0)", (0, 4)),
+    ]
+
+
+def _encoding_variant(
+    layout: str = "interleaved", exponent: str = "2i", first: int = 0, sin_first: bool = True
+) -> Callable[[int, int], Tensor]:
+    def encode(length: int, dim: int) -> Tensor:  # a known mistake
+        position = torch.arange(first, first + length, dtype=torch.float64)[:, None]
+        columns = torch.arange(dim, dtype=torch.float64)
+        pair = (
+            2 * (columns // 2)
+            if exponent == "2i"
+            else (columns // 2 if exponent == "i" else columns)
+        )
+        angle = position / 10000 ** (pair / max(dim, 1))
+        if layout == "halves":
+            half = (dim + 1) // 2
+            pair_h = 2 * torch.arange(half, dtype=torch.float64)
+            angle_h = position / 10000 ** (pair_h / max(dim, 1))
+            return torch.cat([angle_h.sin(), angle_h[:, : dim - half].cos()], dim=1)
+        even = (columns % 2 == 0)[None]
+        if sin_first:
+            return torch.where(even, angle.sin(), angle.cos())
+        return torch.where(even, angle.cos(), angle.sin())
+
+    return encode
+
+
+_ENCODING_MISTAKES: Mistakes = {
+    "halves": (
+        _encoding_variant(layout="halves"),
+        "sin 和 cos 是交错排列的：第 2i 列是 sin，第 2i+1 列是 cos"
+        "（用 pe[:, 0::2] 和 pe[:, 1::2]），"
+        "不是前一半 sin、后一半 cos。",
+    ),
+    "cos first": (
+        _encoding_variant(sin_first=False),
+        "偶数列（0, 2, 4, …）放 sin，奇数列放 cos，你的正好反了。",
+    ),
+    "exponent i": (
+        _encoding_variant(exponent="i"),
+        "频率是 1 / 10000^(2i/d)：第 i 对特征（第 2i 和 2i+1 列）的指数是 2i/d，不是 i/d。",
+    ),
+    "exponent per column": (
+        _encoding_variant(exponent="column"),
+        "同一对的两列（2i 和 2i+1）用同一个频率 1 / 10000^(2i/d)；你给每一列用了各自的频率 "
+        "1 / 10000^(j/d)。",
+    ),
+    "positions from 1": (
+        _encoding_variant(first=1),
+        "位置从 0 开始：第一行是 PE[0] = [0, 1, 0, 1, …]。",
+    ),
+}
+
+
+def _encoding_hint(mismatch: Mismatch, case: Case) -> str:
+    return diagnose(
+        _ENCODING_MISTAKES,
+        "PE[p, 2i] = sin(p / 10000^(2i/d))，PE[p, 2i+1] = cos(p / 10000^(2i/d))，p = 0, …, L-1；"
+        "输出形状 [L, d]。",
+    )(mismatch, case)
+
+
+def _encoding_error_hint(error: BaseException, case: Case) -> str:
+    _, dim = case.args
+    if dim % 2 == 1 and isinstance(error, RuntimeError):
+        return (
+            f"dim = {dim} 是奇数：sin 占 {(dim + 1) // 2} 列（0, 2, …），cos 只占 {dim // 2} 列，"
+            "所以给 pe[:, 1::2] 赋值时只用前 dim // 2 个频率。"
+        )
+    return ""
+
+
+@exercise_check
+def check_positional_encoding(student: Callable[[int, int], Tensor]) -> CheckResult:
+    """Check the sinusoidal positional encoding of "Attention Is All You Need".
+
+    Contract: ``positional_encoding(length: int, dim: int) -> Tensor [length, dim]`` on the
+    CPU, float32 (torch's default) or float64, with ``PE[p, 2i] = sin(p / 10000^(2i/dim))``
+    and ``PE[p, 2i+1] = cos(p / 10000^(2i/dim))`` for positions p = 0..length-1. An odd
+    ``dim`` has one more sin column than cos columns; length 0 gives an empty [0, dim].
+    Checked against ``attention.sinusoidal_positional_encoding`` computed in float64 (a
+    float32 answer at float32 tolerance); calling it is off limits.
+    """
+    return check_function(
+        "正弦位置编码",
+        student,
+        _encoding_reference,
+        _encoding_cases,
+        atol=1e-10,
+        rtol=1e-8,
+        atol32=3e-5,
+        rtol32=1e-4,
+        dtypes={torch.float64: (torch.float64, torch.float32)},
+        hint=_encoding_hint,
+        error_hint=_encoding_error_hint,
+        devices=[torch.device("cpu")],
+        forbidden=[forbid(A.sinusoidal_positional_encoding)],
     )

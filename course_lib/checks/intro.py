@@ -13,6 +13,7 @@ from course_lib.checks.core import (
     Mismatch,
     check_function,
     exercise_check,
+    forbid,
     randn,
 )
 
@@ -43,7 +44,12 @@ def _softmax_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_softmax(student_softmax: Callable[[Tensor], Tensor]) -> CheckResult:
-    """Check ``student_softmax(x)`` [..., C] against ``torch.softmax(x, dim=-1)``."""
+    """Check ``student_softmax(x)`` [..., C] against ``torch.softmax(x, dim=-1)``.
+
+    Contract: ``x`` is a floating tensor [..., C]; return a tensor of the same shape and
+    dtype whose last dimension is non-negative and sums to 1. Calling torch's softmax is
+    not allowed (the point is to write it).
+    """
     return check_function(
         "softmax",
         student_softmax,
@@ -52,4 +58,20 @@ def check_softmax(student_softmax: Callable[[Tensor], Tensor]) -> CheckResult:
         atol=1e-10,
         rtol=1e-8,
         hint=_softmax_hint,
+        forbidden=[
+            forbid(
+                torch.softmax,
+                torch.Tensor.softmax,
+                torch.nn.functional.softmax,
+                torch.nn.Softmax,
+                torch.special.softmax,
+                name="torch.softmax",
+            ),
+            forbid(
+                torch.log_softmax,
+                torch.Tensor.log_softmax,
+                torch.nn.functional.log_softmax,
+                name="torch.log_softmax",
+            ),
+        ],
     )

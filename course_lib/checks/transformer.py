@@ -12,8 +12,9 @@ import math
 from typing import Any, Callable, List, Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from course_lib import transformer
 from course_lib.attention import causal_mask, padding_mask
 from course_lib.checks.core import (
     Case,
@@ -21,6 +22,7 @@ from course_lib.checks.core import (
     Mismatch,
     check_function,
     exercise_check,
+    forbid,
     randn,
 )
 from course_lib.transformer import (
@@ -90,7 +92,14 @@ def _block_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_transformer_block(student_block_forward: Callable[..., Tensor]) -> CheckResult:
-    """Check ``student_block_forward(x [B, L, D], block, mask=None)`` against ``block(x, mask)``."""
+    """Check ``student_block_forward(x [B, L, D], block, mask=None)`` against ``block(x, mask)``.
+
+    Contract: ``block`` is a ``TransformerBlock`` in eval mode; the student combines its
+    sub-modules (``self_attn``, ``linear1``, ``linear2``, ``norm1``, ``norm2``; also
+    ``feed_forward``) in post-LN or pre-LN order (``block.norm_first``) and returns [B, L, D]
+    in x's dtype. Calling the block itself (``block(x)``, ``block.forward``) or torch's
+    ``nn.TransformerEncoderLayer`` is off limits.
+    """
     return check_function(
         "Transformer 块的前向计算",
         student_block_forward,
@@ -99,6 +108,20 @@ def check_transformer_block(student_block_forward: Callable[..., Tensor]) -> Che
         atol=1e-10,
         rtol=1e-8,
         hint=_block_hint,
+        forbidden=[
+            forbid(
+                TransformerBlock.forward,
+                TransformerBlock.forward_with_attention,
+                transformer.TransformerDecoderBlock.forward,
+                name="course_lib.transformer.TransformerBlock.forward（也就是 block(x)）",
+            ),
+            forbid(
+                nn.TransformerEncoderLayer,
+                nn.TransformerEncoder,
+                torch._transformer_encoder_layer_fwd,
+                name="torch.nn.TransformerEncoderLayer",
+            ),
+        ],
     )
 
 
@@ -157,7 +180,14 @@ def _vit_hint(mismatch: Mismatch, case: Case) -> str:
 @exercise_check
 def check_vit_embed(student_vit_embed: Callable[..., Tensor]) -> CheckResult:
     """Check ``student_vit_embed(images, patch_size, weight, bias, cls_token,
-    position_embedding)`` against ``course_lib.transformer.embed_patches``."""
+    position_embedding)`` against ``course_lib.transformer.embed_patches``.
+
+    Contract: images [B, C, H, W], weight [D, C*P*P] (a patch flattened in (c, i, j) order,
+    as Conv2d's [D, C, P, P]), bias [D], cls_token [D], position_embedding [N+1, D] with
+    N = (H/P)(W/P) patches numbered row by row; returns [B, N+1, D] with [CLS] first and
+    the position embeddings added to all N+1 vectors. The library's ``embed_patches``,
+    ``patchify`` and ``ViT`` are off limits (F.unfold / conv2d are fine).
+    """
     return check_function(
         "ViT 的输入：小块嵌入 + [CLS] + 位置",
         student_vit_embed,
@@ -166,6 +196,7 @@ def check_vit_embed(student_vit_embed: Callable[..., Tensor]) -> CheckResult:
         atol=1e-10,
         rtol=1e-8,
         hint=_vit_hint,
+        forbidden=[forbid(embed_patches, transformer.patchify, transformer.ViT)],
     )
 
 
@@ -231,7 +262,12 @@ def _count_hint(mismatch: Mismatch, case: Case) -> str:
 @exercise_check
 def check_parameter_count(student_count: Callable[..., int]) -> CheckResult:
     """Check ``student_count(vocab_size, d_model, dim_feedforward, num_encoder_layers,
-    num_decoder_layers)`` against ``count_parameters(Transformer(...))``."""
+    num_decoder_layers)`` against ``count_parameters(Transformer(...))``.
+
+    Contract: returns an int, the parameter count of the encoder-decoder Transformer with a
+    shared [V, D] embedding, by formula. Building a model to count it (the library's
+    ``Transformer`` / ``count_parameters``, ``torch.nn.Transformer``) is off limits.
+    """
     return check_function(
         "手算基础模型的参数量",
         student_count,
@@ -241,6 +277,15 @@ def check_parameter_count(student_count: Callable[..., int]) -> CheckResult:
         rtol=0,
         hint=_count_hint,
         devices=[torch.device("cpu")],  # no tensors involved
+        forbidden=[
+            forbid(Transformer, count_parameters, transformer.parameter_table),
+            forbid(
+                nn.Transformer,
+                nn.TransformerEncoderLayer,
+                nn.TransformerDecoderLayer,
+                name="torch.nn.Transformer",
+            ),
+        ],
     )
 
 
@@ -292,7 +337,12 @@ def _lm_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_causal_lm_loss(student_loss: Callable[[Tensor, Tensor], Any]) -> CheckResult:
-    """Check ``student_loss(logits [B, T, V], tokens [B, T])`` against ``causal_lm_loss``."""
+    """Check ``student_loss(logits [B, T, V], tokens [B, T])`` against ``causal_lm_loss``.
+
+    Contract: the mean natural-log cross-entropy of ``logits[:, :-1]`` against
+    ``tokens[:, 1:]`` over all B*(T-1) predictions, a 0-dim tensor in the logits' dtype.
+    ``F.cross_entropy`` is fine; the library's ``causal_lm_loss`` (and GPT's loss) is not.
+    """
     return check_function(
         "因果语言模型的损失（目标右移一位）",
         student_loss,
@@ -301,4 +351,5 @@ def check_causal_lm_loss(student_loss: Callable[[Tensor, Tensor], Any]) -> Check
         atol=1e-10,
         rtol=1e-8,
         hint=_lm_hint,
+        forbidden=[forbid(causal_lm_loss, transformer.GPT.forward)],
     )

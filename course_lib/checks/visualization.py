@@ -26,8 +26,8 @@ from course_lib.checks.core import (
     CheckResult,
     Mismatch,
     check_function,
-    compare,
     exercise_check,
+    forbid,
     randn,
 )
 
@@ -105,7 +105,12 @@ def _knn_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_knn_from_distances(student_knn: Callable[..., Tensor]) -> CheckResult:
-    """Check ``student_knn(distances [Q, M], bank_labels [M], k, num_classes)`` → [Q]."""
+    """Check ``student_knn(distances [Q, M], bank_labels [M], k, num_classes)`` → [Q].
+
+    Contract: the k smallest distances of each row vote with their labels; returns the
+    class with most votes (ties: the smallest class index, as scikit-learn) as int64 [Q]
+    on the distances' device.
+    """
     return check_function(
         "kNN 分类",
         student_knn,
@@ -114,6 +119,8 @@ def check_knn_from_distances(student_knn: Callable[..., Tensor]) -> CheckResult:
         atol=0.0,
         rtol=0.0,
         hint=_knn_hint,
+        dtype_hint="这个练习返回类别编号。",
+        forbidden=[forbid(V.knn_from_distances, V.knn_classify, V.nearest_neighbors)],
     )
 
 
@@ -161,11 +168,10 @@ def _align_signs(expected: Any, actual: Any) -> Any:
     )
 
 
-def _pca_comparator(atol: float, rtol: float) -> Callable[[Any, Any], Optional[Mismatch]]:
-    def comparator(expected: Any, actual: Any) -> Optional[Mismatch]:
-        return compare(tuple(expected), _align_signs(expected, actual), atol, rtol)
-
-    return comparator
+def _pca_comparator(
+    expected: Any, actual: Any, compare: Callable[..., Optional[Mismatch]]
+) -> Optional[Mismatch]:
+    return compare(tuple(expected), _align_signs(expected, actual))
 
 
 def _pca_hint(mismatch: Mismatch, case: Case) -> str:
@@ -200,7 +206,13 @@ def _pca_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_pca(student_pca: Callable[..., Any]) -> CheckResult:
-    """Check ``student_pca(x [N, D], k)`` → (projected [N, K], components [K, D], ratio [K])."""
+    """Check ``student_pca(x [N, D], k)`` → (projected [N, K], components [K, D], ratio [K]).
+
+    Contract: centre the data, SVD, the first k right singular vectors as rows of
+    ``components`` (any sign per component), ``projected = (x - mean) @ components.T``,
+    ``ratio`` = S_i^2 / sum_j S_j^2 for the first k; all in x's dtype. The library's
+    ``pca`` and ``torch.pca_lowrank`` are off limits (``torch.linalg.svd`` is the tool).
+    """
     atol, rtol = 1e-9, 1e-7
     return check_function(
         "用 SVD 做 PCA",
@@ -210,7 +222,11 @@ def check_pca(student_pca: Callable[..., Any]) -> CheckResult:
         atol=atol,
         rtol=rtol,
         hint=_pca_hint,
-        comparator=_pca_comparator(atol, rtol),
+        comparator=_pca_comparator,
+        forbidden=[
+            forbid(V.pca),
+            forbid(torch.pca_lowrank, "sklearn.decomposition.PCA", name="torch.pca_lowrank"),
+        ],
     )
 
 
@@ -278,7 +294,13 @@ def _perplexity_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_perplexity_row(student_row: Callable[[Tensor, float], Tensor]) -> CheckResult:
-    """Check ``student_row(squared_distances [M], perplexity)`` → p [M] (sums to 1)."""
+    """Check ``student_row(squared_distances [M], perplexity)`` → p [M] (sums to 1).
+
+    Contract: p_j ∝ exp(-β d_j) with β found by a search so that exp(entropy) equals the
+    perplexity (to about 1e-10 in the entropy); stable for very large and very small
+    distances; in the input's dtype. The library's ``perplexity_search`` and
+    ``tsne_affinities`` are off limits.
+    """
     return check_function(
         "困惑度搜索",
         student_row,
@@ -287,6 +309,7 @@ def check_perplexity_row(student_row: Callable[[Tensor, float], Tensor]) -> Chec
         atol=1e-6,
         rtol=1e-4,
         hint=_perplexity_hint,
+        forbidden=[forbid(V.perplexity_search, V.tsne_affinities, V.tsne)],
     )
 
 
@@ -340,7 +363,12 @@ def _gradient_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_tsne_gradient(student_gradient: Callable[[Tensor, Tensor], Tensor]) -> CheckResult:
-    """Check ``student_gradient(p [N, N], y [N, E])`` → dKL/dy [N, E]."""
+    """Check ``student_gradient(p [N, N], y [N, E])`` → dKL/dy [N, E].
+
+    Contract: the exact t-SNE gradient ``4 Σ_j (p_ij − q_ij)(y_i − y_j)(1 + |y_i − y_j|²)⁻¹``
+    with Q normalised over all pairs k ≠ l, in y's dtype. The library's ``tsne_gradient``
+    / ``tsne`` and autograd (``.backward()``, ``torch.autograd.grad``) are off limits.
+    """
     return check_function(
         "t-SNE 的梯度",
         student_gradient,
@@ -349,6 +377,15 @@ def check_tsne_gradient(student_gradient: Callable[[Tensor, Tensor], Tensor]) ->
         atol=1e-12,
         rtol=1e-8,
         hint=_gradient_hint,
+        forbidden=[
+            forbid(V.tsne_gradient, V.tsne_kl_divergence, V.tsne),
+            forbid(
+                torch.autograd.grad,
+                torch.autograd.backward,
+                torch.Tensor.backward,
+                name="autograd（.backward() / torch.autograd.grad）",
+            ),
+        ],
     )
 
 
@@ -407,7 +444,13 @@ def _saliency_hint(mismatch: Mismatch, case: Case) -> str:
 
 @exercise_check
 def check_saliency_map(student_saliency: Callable[..., Tensor]) -> CheckResult:
-    """Check ``student_saliency(model, images [B, C, H, W], classes [B])`` → [B, H, W]."""
+    """Check ``student_saliency(model, images [B, C, H, W], classes [B])`` → [B, H, W].
+
+    Contract: in eval mode (the model's mode restored afterwards, its batch-norm statistics
+    untouched), the gradient of each image's logit for its class with respect to the
+    input, absolute value, maximum over channels; in the images' dtype. The library's
+    ``saliency_map`` is off limits.
+    """
 
     return check_function(
         "显著图",
@@ -417,4 +460,5 @@ def check_saliency_map(student_saliency: Callable[..., Tensor]) -> CheckResult:
         atol=1e-10,
         rtol=1e-7,
         hint=_saliency_hint,
+        forbidden=[forbid(V.saliency_map)],
     )

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m course_lib.student           # normalise book/**/*.ipynb, write book/exercises/
-    python -m course_lib.student --check   # exit 1 if anything is out of date (used by tests)
-    python -m course_lib.student rnn       # only book/rnn.ipynb and its student edition
+    python -m tools.student           # normalise book/**/*.ipynb, write book/exercises/
+    python -m tools.student --check   # exit 1 if anything is out of date (used by CI and tests)
+    python -m tools.student rnn       # only book/rnn.ipynb and its student edition
 
 A chapter notebook holds each exercise with its solution. A solution cell is a code cell
 tagged ``solution``; inside a function or class it marks the part the student writes::
@@ -14,7 +14,8 @@ tagged ``solution``; inside a function or class it marks the part the student wr
         return torch.tanh(x @ W_xh.T + h @ W_hh.T + b_h)
         ### END SOLUTION
 
-Normalising a chapter notebook (1) makes its first code cell the canonical setup cell,
+Normalising a chapter notebook (1) makes its first code cell the canonical setup cell
+(it installs ``course_lib`` from the repository named in ``_config.yml``),
 (2) gives every solution cell the ``hide-input`` tag (a toggle in the rendered book) and
 a Colab ``# @title`` form header (collapsed on Colab), and (3) strips outputs. The
 student edition is the same notebook with every marked region replaced by
@@ -30,10 +31,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from tools.repository import Repository, read_repository
+
 __all__ = [
-    "SETUP_CELL",
     "SOLUTION_TITLE",
     "normalise_notebook",
+    "setup_cell",
     "student_edition",
     "sync",
 ]
@@ -44,9 +47,8 @@ SOLUTION_TITLE = "# @title 参考解答（先自己做，再展开对照）"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
-def _setup_cell_source() -> str:
-    from course_lib import REPOSITORY_URL
-
+def setup_cell(repository: Repository) -> str:
+    """The first code cell of every notebook: installs ``course_lib`` from ``repository``."""
     return (
         "# 环境设置：没有 course_lib 时（例如在 Colab 上）从仓库安装；本地已安装则什么也不做。\n"
         "import importlib.util\n"
@@ -54,9 +56,10 @@ def _setup_cell_source() -> str:
         "import subprocess\n"
         "import sys\n"
         "\n"
-        f'REPOSITORY_URL = "{REPOSITORY_URL}"\n'
+        f'REPOSITORY_URL = "{repository.url}"\n'
         'if importlib.util.find_spec("course_lib") is None:\n'
-        '    source = os.environ.get("COURSE_LIB_SOURCE", f"git+{REPOSITORY_URL}@main")\n'
+        '    source = os.environ.get("COURSE_LIB_SOURCE", f"git+{REPOSITORY_URL}@'
+        f'{repository.branch}")\n'
         '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)\n'
         "    importlib.invalidate_caches()\n"
         "\n"
@@ -64,10 +67,6 @@ def _setup_cell_source() -> str:
         "\n"
         "course_lib.describe_environment()"
     )
-
-
-#: The first code cell of every notebook (the repository URL comes from course_lib).
-SETUP_CELL: str = _setup_cell_source()
 
 
 def _source(cell: Dict[str, Any]) -> str:
@@ -142,17 +141,19 @@ def _without_title(source: str) -> str:
     return "\n".join(lines)
 
 
-def normalise_notebook(notebook: Dict[str, Any], where: str = "notebook") -> Dict[str, Any]:
-    """Canonical chapter notebook: setup cell, solution-cell tags and titles, no outputs."""
+def normalise_notebook(
+    notebook: Dict[str, Any], setup: str, where: str = "notebook"
+) -> Dict[str, Any]:
+    """Canonical chapter notebook: ``setup`` as first code cell, solutions tagged, no outputs."""
     notebook = copy.deepcopy(notebook)
     _strip_outputs(notebook)
     notebook["metadata"] = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     code_cells = [cell for cell in notebook["cells"] if cell.get("cell_type") == "code"]
     if not code_cells:
         raise ValueError(f"{where}: has no code cell for the setup")
-    setup = code_cells[0]
-    setup["source"] = SETUP_CELL
-    _set_tags(setup, [*_tags(setup), SETUP_TAG])
+    first = code_cells[0]
+    first["source"] = setup
+    _set_tags(first, [*_tags(first), SETUP_TAG])
     for index, cell in enumerate(notebook["cells"]):
         if cell.get("cell_type") != "code" or SOLUTION_TAG not in _tags(cell):
             continue
@@ -164,9 +165,11 @@ def normalise_notebook(notebook: Dict[str, Any], where: str = "notebook") -> Dic
     return notebook
 
 
-def student_edition(notebook: Dict[str, Any], where: str = "notebook") -> Dict[str, Any]:
-    """The notebook with every solution region replaced by a NotImplementedError stub."""
-    student = normalise_notebook(notebook, where)
+def student_edition(
+    notebook: Dict[str, Any], setup: str, where: str = "notebook"
+) -> Dict[str, Any]:
+    """The normalised notebook with every solution region replaced by a NotImplementedError stub."""
+    student = normalise_notebook(notebook, setup, where)
     for index, cell in enumerate(student["cells"]):
         if cell.get("cell_type") != "code" or SOLUTION_TAG not in _tags(cell):
             continue
@@ -200,11 +203,13 @@ def sync(
 
     With ``check`` nothing is written; returns the files that are (or were) out of date.
     ``only`` restricts the work to notebooks with these names (for example ``["rnn"]``).
+    The setup cell names the repository of ``_config.yml`` in the folder above ``book``.
     """
     import nbformat
 
     if not book.is_dir():
         raise ValueError(f"book must be the book's folder, got {book} (run from the repository)")
+    setup = setup_cell(read_repository(book.resolve().parent))
     stale: List[str] = []
     exercises = book / "exercises"
     expected_students = set()
@@ -219,10 +224,10 @@ def sync(
             notebook = nbformat.read(handle, as_version=4)
         where = path.as_posix()
         outputs = {
-            path: _dumps(normalise_notebook(notebook, where)),
+            path: _dumps(normalise_notebook(notebook, setup, where)),
         }
         if any(SOLUTION_TAG in _tags(cell) for cell in notebook["cells"]):
-            outputs[exercises / path.name] = _dumps(student_edition(notebook, where))
+            outputs[exercises / path.name] = _dumps(student_edition(notebook, setup, where))
             expected_students.add(path.name)
         for target, text in outputs.items():
             current = target.read_text(encoding="utf-8") if target.exists() else None
@@ -241,7 +246,7 @@ def sync(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.student", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.student", description=__doc__)
     parser.add_argument("--book", type=Path, default=Path("book"), help="the book's folder")
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if anything is out of date"
@@ -252,7 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     stale = sync(args.book, check=args.check, only=args.only)
     if args.check and stale:
-        print("out of date (run `python -m course_lib.student`):\n  " + "\n  ".join(stale))
+        print("out of date (run `python -m tools.student`):\n  " + "\n  ".join(stale))
         return 1
     print("updated:\n  " + "\n  ".join(stale) if stale else "everything is up to date")
     return 0
