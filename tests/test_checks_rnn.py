@@ -9,32 +9,32 @@ from tests.checkproof import Proof, Wrong, parametrize_proofs
 # ------------------------------------------------------------------ vanilla RNN step
 
 
-def rnn_step(x, h, W_xh, W_hh, b_h):
-    return torch.tanh(x @ W_xh.T + h @ W_hh.T + b_h)
+def rnn_step(x, h, W_ih, W_hh, b_h):
+    return torch.tanh(x @ W_ih.T + h @ W_hh.T + b_h)
 
 
-def rnn_step_without_tanh(x, h, W_xh, W_hh, b_h):
-    return x @ W_xh.T + h @ W_hh.T + b_h
+def rnn_step_without_tanh(x, h, W_ih, W_hh, b_h):
+    return x @ W_ih.T + h @ W_hh.T + b_h
 
 
-def rnn_step_untransposed(x, h, W_xh, W_hh, b_h):
-    return torch.tanh(x @ W_xh.T + h @ W_hh + b_h)
+def rnn_step_untransposed(x, h, W_ih, W_hh, b_h):
+    return torch.tanh(x @ W_ih.T + h @ W_hh + b_h)
 
 
-def rnn_step_without_bias(x, h, W_xh, W_hh, b_h):
-    return torch.tanh(x @ W_xh.T + h @ W_hh.T)
+def rnn_step_without_bias(x, h, W_ih, W_hh, b_h):
+    return torch.tanh(x @ W_ih.T + h @ W_hh.T)
 
 
-def rnn_step_sigmoid(x, h, W_xh, W_hh, b_h):
-    return torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b_h)
+def rnn_step_sigmoid(x, h, W_ih, W_hh, b_h):
+    return torch.sigmoid(x @ W_ih.T + h @ W_hh.T + b_h)
 
 
-def rnn_step_forgets_h(x, h, W_xh, W_hh, b_h):
-    return torch.tanh(x @ W_xh.T + b_h)
+def rnn_step_forgets_h(x, h, W_ih, W_hh, b_h):
+    return torch.tanh(x @ W_ih.T + b_h)
 
 
-def rnn_step_torch_cell(x, h, W_xh, W_hh, b_h):
-    return torch.rnn_tanh_cell(x, h, W_xh, W_hh, b_h, torch.zeros_like(b_h))
+def rnn_step_torch_cell(x, h, W_ih, W_hh, b_h):
+    return torch.rnn_tanh_cell(x, h, W_ih, W_hh, b_h, torch.zeros_like(b_h))
 
 
 # ------------------------------------------------------------------ LSTM step

@@ -57,8 +57,8 @@ def _weights(rows: int, cols: int, seed: int, device: torch.device, scale: float
 # --------------------------------------------------------------------------------------
 
 
-def _reference_rnn_step(x: Tensor, h: Tensor, W_xh: Tensor, W_hh: Tensor, b_h: Tensor) -> Tensor:
-    return rnn.rnn_step(F.linear(x, W_xh), h, W_hh, b_h, "tanh")
+def _reference_rnn_step(x: Tensor, h: Tensor, W_ih: Tensor, W_hh: Tensor, b_h: Tensor) -> Tensor:
+    return rnn.rnn_step(F.linear(x, W_ih), h, W_hh, b_h, "tanh")
 
 
 def _rnn_cases(device: torch.device) -> List[Case]:
@@ -77,7 +77,7 @@ def _rnn_cases(device: torch.device) -> List[Case]:
     return [
         case("batch of 3, D = H = 4", 3, 4, 4, seed=10),
         case("batch of 1", 1, 4, 4, seed=20),
-        case("D = 5 != H = 3 (non-square W_xh)", 2, 5, 3, seed=30),
+        case("D = 5 != H = 3 (non-square W_ih)", 2, 5, 3, seed=30),
         case("large inputs (tanh saturates)", 4, 3, 3, seed=40, scale=30.0),
         case("empty batch [0, D]", 0, 4, 4, seed=50),
     ]
@@ -85,24 +85,24 @@ def _rnn_cases(device: torch.device) -> List[Case]:
 
 _RNN_MISTAKES: Mistakes = {
     "no tanh": (
-        lambda x, h, W_xh, W_hh, b_h: x @ W_xh.T + h @ W_hh.T + b_h,
+        lambda x, h, W_ih, W_hh, b_h: x @ W_ih.T + h @ W_hh.T + b_h,
         "结果超出了 [-1, 1]：别忘了最后的 tanh 非线性。",
     ),
     "sigmoid": (
-        lambda x, h, W_xh, W_hh, b_h: torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b_h),
+        lambda x, h, W_ih, W_hh, b_h: torch.sigmoid(x @ W_ih.T + h @ W_hh.T + b_h),
         "Vanilla RNN 用的是 tanh，不是 sigmoid。",
     ),
     "transposed": (
-        lambda x, h, W_xh, W_hh, b_h: torch.tanh(x @ W_xh.T + h @ W_hh + b_h),
+        lambda x, h, W_ih, W_hh, b_h: torch.tanh(x @ W_ih.T + h @ W_hh + b_h),
         "W_hh 的形状是 [H, H]，按 torch.nn 的约定要写 h @ W_hh.T（即 W_hh h_{t-1}），"
         "你似乎没有转置。",
     ),
     "no bias": (
-        lambda x, h, W_xh, W_hh, b_h: torch.tanh(x @ W_xh.T + h @ W_hh.T),
+        lambda x, h, W_ih, W_hh, b_h: torch.tanh(x @ W_ih.T + h @ W_hh.T),
         "漏掉了偏置 b_h。",
     ),
     "no recurrence": (
-        lambda x, h, W_xh, W_hh, b_h: torch.tanh(x @ W_xh.T + b_h),
+        lambda x, h, W_ih, W_hh, b_h: torch.tanh(x @ W_ih.T + b_h),
         "结果与上一步的隐藏状态 h 无关：递推项 W_hh h_{t-1} 去哪儿了？",
     ),
 }
@@ -110,9 +110,9 @@ _RNN_MISTAKES: Mistakes = {
 
 @exercise_check
 def check_rnn_step(student_rnn_step: Callable[..., Tensor]) -> CheckResult:
-    """Check ``rnn_step(x [B, D], h [B, H], W_xh [H, D], W_hh [H, H], b_h [H]) -> [B, H]``.
+    """Check ``rnn_step(x [B, D], h [B, H], W_ih [H, D], W_hh [H, H], b_h [H]) -> [B, H]``.
 
-    Contract: ``h' = tanh(x W_xh^T + h W_hh^T + b_h)``, same dtype and device as ``x``.
+    Contract: ``h' = tanh(x W_ih^T + h W_hh^T + b_h)``, same dtype and device as ``x``.
     The library's ``rnn.rnn_step`` / ``RNNCell`` and torch's RNN cells are off limits.
     """
     return check_function(
@@ -124,7 +124,7 @@ def check_rnn_step(student_rnn_step: Callable[..., Tensor]) -> CheckResult:
         rtol=1e-8,
         hint=_diagnose(
             _RNN_MISTAKES,
-            "h_t = tanh(x W_xh^T + h_{t-1} W_hh^T + b_h)，对一批输入逐行计算，输出形状 [B, H]。",
+            "h_t = tanh(x W_ih^T + h_{t-1} W_hh^T + b_h)，对一批输入逐行计算，输出形状 [B, H]。",
         ),
         forbidden=[forbid(rnn.rnn_step, rnn.RNNCell, rnn.RNN), *_NO_CELLS],
     )
