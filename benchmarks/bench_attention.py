@@ -110,13 +110,27 @@ def mha_weights_rows(device: torch.device, quick: bool):
         )
 
 
+def _random_trimmed_batches(encoded, batch_size: int, seed: int):
+    """Random batches as in the chapter (and the RNN chapter), extra padding columns dropped."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch():
+        index = torch.randint(len(encoded), (batch_size,), generator=generator)
+        lengths = encoded.source_lengths[index]
+        return encoded.source[index, : int(lengths.max())], lengths, encoded.target[index]
+
+    return batch
+
+
 def _train(model: nn.Module, train_set, steps: int, device: torch.device) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    """The chapter's recipe for both models (the RNN chapter's seq2seq recipe)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, 3e-3, total_steps=steps, pct_start=0.1
-    )
+        optimizer, max_lr=1e-2, total_steps=steps, pct_start=0.1, div_factor=10,
+        final_div_factor=20,
+    )  # fmt: skip
     fit(
-        model, attention.length_bucketed_batches(train_set, 128, seed=0), steps=steps,
+        model, _random_trimmed_batches(train_set, 128, seed=0), steps=steps,
         optimizer=optimizer, scheduler=schedule, clip_grad_norm=1.0, device=device,
         progress=False, live_plot=False,
     )  # fmt: skip
@@ -125,7 +139,8 @@ def _train(model: nn.Module, train_set, steps: int, device: torch.device) -> Non
 @quality_row("attention", "seq2seq with attention on dates (vs no attention, same steps)")
 def dates_quality(device: torch.device, quick: bool):
     """The chapter's section 2: both models, same data, batches and steps as the notebook."""
-    dates = data.load_dates(2000 if quick else 20000, 100, 200 if quick else 2000, seed=0)
+    sizes = (2000, 100, 200) if quick else (20000, 500, 2000)  # train, val, test: the chapter's
+    dates = data.load_dates(*sizes, seed=0)
     train_set = data.encode_dates(dates.train, dates.source_vocab, dates.target_vocab)
     steps = 20 if quick else 600
     vocab_sizes = (len(dates.source_vocab), len(dates.target_vocab))
