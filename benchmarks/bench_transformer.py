@@ -159,7 +159,7 @@ def vit_quality(device: torch.device, quick: bool) -> List[Measure]:
 
 @quality_row("transformer", "GPT vs LSTM (Python corpus, same time budget)")
 def language_model_quality(device: torch.device, quick: bool) -> List[Measure]:
-    seconds = 3 if quick else 40
+    seconds = 3 if quick else 30
     corpus = data.load_python_corpus(max_chars=200_000 if quick else None)
     set_seed(0)
     gpt = GPT(len(corpus.vocab), block_size=64, d_model=64, nhead=4, num_layers=2)

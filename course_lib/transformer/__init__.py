@@ -8,7 +8,8 @@ an encoder-only classifier and the Vision Transformer (ViT).
 - ``encoder_decoder``: ``TransformerConfig`` (the paper's base model) and ``Transformer``;
 - ``gpt``: ``GPTConfig``, ``GPT``, ``causal_lm_loss``;
 - ``classifier``: ``make_palindromes``, ``ClassifierConfig``, ``TransformerClassifier``;
-- ``vit``: ``patchify``, ``embed_patches``, ``ViTConfig``, ``ViT``.
+- ``vit``: ``patchify``, ``embed_patches``, ``ViTConfig``, ``ViT``;
+- ``convnext``: ``ConvNeXtBlock``, ``ConvNeXt`` (a convolutional network with ViT's design).
 
 Each model keeps its constants in a config dataclass (the nanoGPT ``GPTConfig`` pattern):
 ``model.config`` holds them and ``Model.from_config(config)`` builds a model from one.
@@ -39,6 +40,7 @@ from course_lib.transformer.classifier import (
     TransformerClassifier,
     make_palindromes,
 )
+from course_lib.transformer.convnext import ConvNeXt, ConvNeXtBlock
 from course_lib.transformer.encoder_decoder import Transformer, TransformerConfig
 from course_lib.transformer.gpt import GPT, GPTConfig, causal_lm_loss
 from course_lib.transformer.vit import ViT, ViTConfig, embed_patches, patchify
@@ -50,6 +52,8 @@ _attend = MultiHeadAttention.forward
 __all__ = [
     "GPT",
     "ClassifierConfig",
+    "ConvNeXt",
+    "ConvNeXtBlock",
     "GPTConfig",
     "KeyValueCache",
     "PalindromeData",
