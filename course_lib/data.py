@@ -20,6 +20,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from course_lib.validation import (
+    check_bool,
+    check_device,
+    check_float,
+    check_instance,
+    check_int,
+    check_tensor,
+)
+
 __all__ = [
     "DATE_FORMATS",
     "PYTHON_CORPUS_MODULES",
@@ -43,11 +52,8 @@ __all__ = [
 
 
 def _check_int(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    """An int >= ``minimum`` (``course_lib.validation.check_int``)."""
+    return check_int(name, value, minimum)
 
 
 # --------------------------------------------------------------------------------------
@@ -66,15 +72,26 @@ class Vocab:
     """
 
     def __init__(self, tokens: Iterable[str], specials: Sequence[str] = SPECIAL_TOKENS) -> None:
+        if not hasattr(tokens, "__iter__"):
+            raise TypeError(
+                f"tokens must be a string or a list of characters, got {type(tokens).__name__}"
+            )
         tokens = list(tokens)
         for token in tokens:
-            if not isinstance(token, str) or len(token) != 1:
+            check_instance("tokens", token, str, "single characters (strings)")
+            if len(token) != 1:
                 raise ValueError(f"tokens must be single characters, got {token!r}")
         if len(set(tokens)) != len(tokens):
             raise ValueError("tokens must not repeat")
+        if isinstance(specials, str) or not isinstance(specials, (list, tuple)):
+            raise TypeError(
+                f"specials must be a tuple of special tokens, got {type(specials).__name__}"
+            )
         unknown_specials = set(specials) - set(SPECIAL_TOKENS)
         if unknown_specials:
             raise ValueError(f"specials must come from {SPECIAL_TOKENS}, got {unknown_specials}")
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"specials must not repeat, got {tuple(specials)}")
         self.specials: Tuple[str, ...] = tuple(specials)
         self.itos: List[str] = [*self.specials, *tokens]
         self.stoi: Dict[str, int] = {token: i for i, token in enumerate(self.itos)}
@@ -110,12 +127,17 @@ class Vocab:
         """Character ids of ``text``, optionally wrapped in ``<start>``/``<end>``."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        check_bool("add_start", add_start)
+        check_bool("add_end", add_end)
         unk = self.stoi.get("<unk>")
         ids = []
         for char in text:
             index = self.stoi.get(char, unk)
             if index is None:
-                raise ValueError(f"character {char!r} is not in the vocabulary")
+                raise ValueError(
+                    f"text holds the character {char!r}, which is not in the vocabulary "
+                    "(and it has no <unk> token)"
+                )
             ids.append(index)
         if add_start:
             ids.insert(0, self.start_id)
@@ -126,14 +148,21 @@ class Vocab:
     def decode(self, ids: Union[Sequence[int], Tensor], strip_special: bool = True) -> str:
         """Text of ``ids`` [T]; with ``strip_special`` stop at ``<end>`` and drop other specials."""
         if isinstance(ids, Tensor):
-            if ids.dim() != 1:
-                raise ValueError(f"ids must have shape [T], got {tuple(ids.shape)}")
+            check_tensor("ids", ids, "T", dtype="integer")
             ids = ids.tolist()
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple, np.ndarray)):
+            raise TypeError(
+                f"ids must be a list or a Tensor [T] of token ids, got {type(ids).__name__}"
+            )
+        check_bool("strip_special", strip_special)
         chars = []
-        for index in ids:
-            index = int(index)
+        for position, index in enumerate(ids):
+            index = check_int(f"ids[{position}]", index)
             if not 0 <= index < len(self.itos):
-                raise ValueError(f"id {index} is outside the vocabulary of size {len(self)}")
+                raise ValueError(
+                    f"ids must hold ids in [0, {len(self) - 1}] (vocabulary size {len(self)}), "
+                    f"got {index}"
+                )
             token = self.itos[index]
             if strip_special and token in self.specials:
                 if token == "<end>":
@@ -190,9 +219,9 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> DigitsData:
     With the defaults the split is always the same 1437 training and 360 test images,
     stratified by class. Returns tensors: images [N, 1, 8, 8] in [0, 1], labels [N].
     """
-    if not isinstance(test_fraction, float) or not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
-    seed = _check_int("seed", seed)
+    test_fraction = check_float("test_fraction", test_fraction, 0.0, 1.0, include_minimum=False,
+                                include_maximum=False)  # fmt: skip
+    seed = check_int("seed", seed, 0, 2**32 - 1)
     x_train, x_test, y_train, y_test = _digits_split(test_fraction, seed)
     return DigitsData(
         train_images=torch.from_numpy(x_train.copy()),
@@ -242,9 +271,15 @@ class TextCorpus:
 
 
 def _module_source(name: str) -> str:
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise ValueError(f"module {name!r} has no Python source file on this machine")
+        raise ValueError(
+            f"modules must name pure-Python modules; {name!r} has no Python source file on "
+            "this machine"
+        )
     with open(spec.origin, encoding="utf-8") as handle:
         return handle.read()
 
@@ -266,13 +301,17 @@ def load_python_corpus(
     vocabulary is always the same 96 characters (no special tokens). ``max_chars`` keeps
     the first characters only (for fast runs). Returns a ``TextCorpus``.
     """
+    if isinstance(modules, str):
+        raise TypeError(f"modules must be a list of module names, got the string {modules!r}")
     modules = tuple(PYTHON_CORPUS_MODULES if modules is None else modules)
     if not modules:
         raise ValueError("modules must name at least one module")
+    for name in modules:
+        check_instance("modules", name, str, "a list of module names (strings)")
     if max_chars is not None:
-        max_chars = _check_int("max_chars", max_chars, minimum=100)
-    if not isinstance(val_fraction, float) or not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be a float in (0, 1), got {val_fraction!r}")
+        max_chars = check_int("max_chars", max_chars, minimum=100)
+    val_fraction = check_float("val_fraction", val_fraction, 0.0, 1.0, include_minimum=False,
+                               include_maximum=False)  # fmt: skip
     parts = [f"# ---- {name} ----\n{_module_source(name)}" for name in modules]
     text = _normalise_text("\n".join(parts))
     if max_chars is not None:
@@ -422,10 +461,12 @@ def load_dates(
     ``DATE_FORMATS`` by default). The source vocabulary is fixed by the formats (special
     tokens first), the target vocabulary is the ten digits and ``-``.
     """
-    n_train = _check_int("n_train", n_train)
-    n_val = _check_int("n_val", n_val)
-    n_test = _check_int("n_test", n_test)
-    seed = _check_int("seed", seed)
+    n_train = check_int("n_train", n_train, 0, 10**8)
+    n_val = check_int("n_val", n_val, 0, 10**8)
+    n_test = check_int("n_test", n_test, 0, 10**8)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    if isinstance(formats, str):
+        raise TypeError(f"formats must be a list of format names, got the string {formats!r}")
     formats = tuple(DATE_FORMATS if formats is None else formats)
     unknown = [name for name in formats if name not in DATE_FORMATS]
     if not formats or unknown:
@@ -468,7 +509,15 @@ class EncodedDates:
     source_lengths: Tensor
     target: Tensor
 
+    def __post_init__(self) -> None:
+        sizes: Dict[str, int] = {}
+        check_tensor("source", self.source, "B, S", dtype="integer", sizes=sizes)
+        check_tensor("source_lengths", self.source_lengths, "B", dtype="integer", sizes=sizes)
+        check_tensor("target", self.target, "B, T", dtype="integer", sizes=sizes)
+
     def to(self, device: Union[str, torch.device]) -> EncodedDates:
+        """The same tensors on ``device``."""
+        device = check_device("device", device)
         return EncodedDates(
             self.source.to(device), self.source_lengths.to(device), self.target.to(device)
         )
@@ -477,27 +526,43 @@ class EncodedDates:
         return self.source.shape[0]
 
 
-def _pad(sequences: List[List[int]], pad_id: int) -> Tensor:
-    length = max((len(seq) for seq in sequences), default=0)
-    out = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
-
-
 def encode_dates(
     pairs: Sequence[DatePair], source_vocab: Vocab, target_vocab: Vocab
 ) -> EncodedDates:
     """Encode and pad ``pairs`` into id tensors (see ``EncodedDates`` for the shapes)."""
+    from course_lib.batching import pad_sequences
+
+    if isinstance(pairs, (str, DatePair)) or not isinstance(pairs, (list, tuple)):
+        raise TypeError(f"pairs must be a list of DatePair, got {type(pairs).__name__}")
     if len(pairs) == 0:
         raise ValueError("pairs must contain at least one DatePair")
-    sources = [source_vocab.encode(pair.source) for pair in pairs]
-    targets = [target_vocab.encode(pair.target, add_start=True, add_end=True) for pair in pairs]
+    for position, pair in enumerate(pairs):
+        check_instance(f"pairs[{position}]", pair, DatePair, "a DatePair")
+    check_instance("source_vocab", source_vocab, Vocab, "a Vocab")
+    check_instance("target_vocab", target_vocab, Vocab, "a Vocab")
+    sources = [_encode("source_vocab", source_vocab, pair.source) for pair in pairs]
+    targets = [_encode("target_vocab", target_vocab, pair.target, True) for pair in pairs]
     return EncodedDates(
-        source=_pad(sources, source_vocab.pad_id),
+        source=pad_sequences(sources, _special("source_vocab", source_vocab, "pad_id")),
         source_lengths=torch.tensor([len(seq) for seq in sources], dtype=torch.long),
-        target=_pad(targets, target_vocab.pad_id),
+        target=pad_sequences(targets, _special("target_vocab", target_vocab, "pad_id")),
     )
+
+
+def _special(name: str, vocab: Vocab, which: str) -> int:
+    try:
+        return getattr(vocab, which)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from error
+
+
+def _encode(name: str, vocab: Vocab, text: str, wrap: bool = False) -> List[int]:
+    """``vocab.encode(text)`` (with ``<start>``/``<end>`` if ``wrap``), naming the vocabulary
+    in errors."""
+    try:
+        return vocab.encode(text, add_start=wrap, add_end=wrap)
+    except ValueError as error:
+        raise ValueError(f"{name} cannot encode {text!r}: {error}") from error
 
 
 # --------------------------------------------------------------------------------------

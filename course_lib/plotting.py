@@ -14,7 +14,7 @@ import io
 import itertools
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Union
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -24,9 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from course_lib.utils import _in_notebook
-
-if TYPE_CHECKING:
-    from course_lib.train import History
+from course_lib.validation import check_float, check_instance, check_int
 
 __all__ = [
     "PALETTE",
@@ -38,47 +36,105 @@ __all__ = [
     "static_widgets",
 ]
 
-#: One colour per recurring concept, used by every chapter.
+#: One colour per recurring concept, used by every chapter (the one palette of the book).
 PALETTE: Dict[str, str] = {
+    # data splits and comparisons
     "train": "#1f77b4",
     "val": "#ff7f0e",
     "test": "#2ca02c",
     "ours": "#1f77b4",
     "reference": "#ff7f0e",
+    # sequence models
     "rnn": "#d62728",
     "lstm": "#2ca02c",
     "gru": "#9467bd",
     "attention": "#17becf",
     "transformer": "#8c564b",
     "cnn": "#7f7f7f",
+    # diagrams of recurrent networks: inputs, states, outputs
+    "input": "#c0392b",
+    "state": "#27ae60",
+    "output": "#2a6fdb",
+    # detection
     "prediction": "#d62728",
     "ground_truth": "#2ca02c",
+    # generative model families (and the data they are compared with)
+    "real": "#2ca02c",
+    "mixture": "#7f7f7f",
+    "pixelcnn": "#d62728",
+    "autoencoder": "#8c564b",
+    "vae": "#9467bd",
+    "gan": "#1f77b4",
+    "noise": "#bcbd22",
+    "shapes": "#e377c2",
 }
 
 
-def _to_numpy_images(images: Union[Tensor, np.ndarray, Sequence[Any]]) -> List[np.ndarray]:
+class TrainingRecord(Protocol):
+    """What ``plot_history`` reads (``course_lib.train.History`` is one): per-step losses
+    and a list of evaluations, each a dict with its ``step``."""
+
+    steps: List[int]
+    losses: List[float]
+    evals: List[Dict[str, float]]
+
+    def smoothed_losses(self, window: int = 50) -> List[float]: ...
+
+
+def _check_color(name: str, value: Any) -> Any:
+    if not matplotlib.colors.is_color_like(value):
+        raise ValueError(
+            f"{name} must be a matplotlib colour such as 'red' or '#1f77b4', got {value!r}"
+        )
+    return value
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """A real, finite float64 NumPy copy of a tensor (any device) or array-like."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a Tensor or an array, got {type(value).__name__}")
+    if isinstance(value, Tensor):
+        if value.is_complex():
+            raise TypeError(f"{name} must be real-valued, got {value.dtype}")
+        value = value.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{name} must be a Tensor or an array, got {type(value).__name__}"
+        ) from error
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
+    array = array.astype(np.float64)
+    bad = int((~np.isfinite(array)).sum())
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
+    return array
+
+
+def _to_numpy_images(
+    images: Union[Tensor, np.ndarray, Sequence[Any]], name: str = "images"
+) -> List[np.ndarray]:
     """Images as a list of [H, W] or [H, W, 3] arrays."""
-    if isinstance(images, (Tensor, np.ndarray)):
-        array = images.detach().cpu().float().numpy() if isinstance(images, Tensor) else images
-        if array.ndim == 2:
-            array = array[None]
-        if array.ndim == 4:
-            if array.shape[1] not in (1, 3):
-                raise ValueError(
-                    f"images must have shape [N, C, H, W] with C in (1, 3), got {array.shape}"
-                )
-            array = array.transpose(0, 2, 3, 1)
-        elif array.ndim != 3:
-            raise ValueError(
-                f"images must have shape [N, H, W] or [N, C, H, W], got {tuple(array.shape)}"
-            )
-        items = list(array)
-    else:
-        items = []
-        for image in images:
-            items.extend(_to_numpy_images(image[None] if isinstance(image, Tensor) else [image]))
+    if isinstance(images, (list, tuple)):
+        items: List[np.ndarray] = []
+        for index, image in enumerate(images):
+            items.extend(_to_numpy_images(_as_array(f"{name}[{index}]", image)[None], name))
         return items
-    return [item[..., 0] if item.ndim == 3 and item.shape[-1] == 1 else item for item in items]
+    array = _as_array(name, images)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 4:
+        if array.shape[1] not in (1, 3):
+            raise ValueError(
+                f"{name} must have shape [N, C, H, W] with C in (1, 3), got {list(array.shape)}"
+            )
+        array = array.transpose(0, 2, 3, 1)
+    elif array.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape [N, H, W] or [N, C, H, W], got {list(array.shape)}"
+        )
+    return [item[..., 0] if item.ndim == 3 and item.shape[-1] == 1 else item for item in array]
 
 
 def show_images(
@@ -98,10 +154,17 @@ def show_images(
     items = _to_numpy_images(images)
     if not items:
         raise ValueError("images must contain at least one image")
-    if titles is not None and len(titles) != len(items):
-        raise ValueError(f"titles must have one entry per image ({len(items)}), got {len(titles)}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    if titles is not None:
+        if isinstance(titles, (str, bytes)) or not isinstance(titles, (list, tuple)):
+            raise TypeError(f"titles must be a list of strings, got {type(titles).__name__}")
+        if len(titles) != len(items):
+            raise ValueError(
+                f"titles must have one entry per image ({len(items)}), got {len(titles)}"
+            )
+    ncols = check_int("ncols", ncols, 1, 1000)
+    size = check_float("size", size, 0.0, 100.0, include_minimum=False)
+    if cmap not in plt.colormaps():
+        raise ValueError(f"cmap must name a matplotlib colormap such as 'gray', got {cmap!r}")
     ncols = min(ncols, len(items))
     nrows = (len(items) + ncols - 1) // ncols
     figure, axes = plt.subplots(
@@ -111,7 +174,7 @@ def show_images(
         ax.axis("off")
         if index >= len(items):
             continue
-        image = items[index].astype(np.float64)
+        image = items[index]
         if normalize:
             low, high = image.min(), image.max()
             image = (image - low) / (high - low + 1e-12)
@@ -125,14 +188,32 @@ def show_images(
 
 
 def plot_history(
-    history: History, metrics: Optional[Sequence[str]] = None, title: Optional[str] = None
+    history: TrainingRecord,
+    metrics: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
 ) -> Figure:
-    """Training loss per step (raw and smoothed) and, on a second panel, eval metrics."""
-    names = (
-        list(metrics)
-        if metrics is not None
-        else sorted({key for record in history.evals for key in record} - {"step"})
-    )
+    """Training loss per step (raw and smoothed) and, on a second panel, eval metrics.
+
+    ``history`` is what ``course_lib.train.fit`` returns (anything with ``steps``,
+    ``losses``, ``evals`` and ``smoothed_losses``); ``metrics`` picks evaluation metrics by
+    name (default: all recorded).
+    """
+    for attribute in ("steps", "losses", "evals", "smoothed_losses"):
+        if not hasattr(history, attribute):
+            raise TypeError(
+                f"history must be a training History (from course_lib.train.fit), "
+                f"got {type(history).__name__}"
+            )
+    recorded = sorted({key for record in history.evals for key in record} - {"step"})
+    if metrics is None:
+        names = recorded
+    else:
+        if isinstance(metrics, (str, bytes)) or not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of metric names, got {type(metrics).__name__}")
+        unknown = [name for name in metrics if name not in recorded]
+        if unknown:
+            raise ValueError(f"metrics must be recorded metric names {recorded}, got {unknown}")
+        names = list(metrics)
     panels = 2 if names else 1
     figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.2), squeeze=False)
     ax = axes[0, 0]
@@ -147,9 +228,8 @@ def plot_history(
         ax2 = axes[0, 1]
         for name in names:
             points = [(r["step"], r[name]) for r in history.evals if name in r]
-            if points:
-                xs, ys = zip(*points)
-                ax2.plot(xs, ys, marker="o", ms=3, label=name)
+            xs, ys = zip(*points)
+            ax2.plot(xs, ys, marker="o", ms=3, label=name)
         ax2.set_xlabel("step")
         ax2.set_title("Evaluation")
         ax2.grid(alpha=0.3)
@@ -173,15 +253,19 @@ def plot_heatmap(
     vmax: Optional[float] = None,
 ) -> Axes:
     """Draw a matrix [R, C] (for example attention weights [Lq, Lk]) as a heat map."""
-    if isinstance(matrix, Tensor):
-        matrix = matrix.detach().cpu().float().numpy()
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2:
-        raise ValueError(f"matrix must have shape [R, C], got {matrix.shape}")
+    matrix = _as_array("matrix", matrix)
+    if matrix.ndim != 2 or matrix.size == 0:
+        raise ValueError(f"matrix must have shape [R, C] with R, C >= 1, got {list(matrix.shape)}")
     if x_labels is not None and len(x_labels) != matrix.shape[1]:
         raise ValueError(f"x_labels needs {matrix.shape[1]} entries, got {len(x_labels)}")
     if y_labels is not None and len(y_labels) != matrix.shape[0]:
         raise ValueError(f"y_labels needs {matrix.shape[0]} entries, got {len(y_labels)}")
+    if ax is not None:
+        check_instance("ax", ax, Axes, "a matplotlib Axes")
+    low = None if vmin is None else check_float("vmin", vmin)
+    high = None if vmax is None else check_float("vmax", vmax)
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"vmin ({low}) must not exceed vmax ({high})")
     if ax is None:
         width = min(12.0, 1.5 + 0.35 * matrix.shape[1])
         height = min(10.0, 1.0 + 0.35 * matrix.shape[0])
@@ -217,18 +301,36 @@ def draw_boxes(
     color: str = PALETTE["prediction"],
     title: Optional[str] = None,
 ) -> Axes:
-    """Draw an image [3, H, W] (or [H, W]) with boxes [K, 4] in (x1, y1, x2, y2) pixels."""
-    picture = _to_numpy_images(image[None])[0]
-    boxes = boxes.detach().cpu().numpy() if isinstance(boxes, Tensor) else np.asarray(boxes)
+    """Draw an image [3, H, W] (or [1, H, W], [H, W]) with boxes [K, 4] in (x1, y1, x2, y2)
+    pixels; ``labels`` [K] (indices into ``class_names`` when given) and ``scores`` [K]
+    are written on the boxes."""
+    picture = _as_array("image", image)
+    if picture.ndim not in (2, 3) or (picture.ndim == 3 and picture.shape[0] not in (1, 3)):
+        raise ValueError(
+            f"image must have shape [3, H, W], [1, H, W] or [H, W], got {list(picture.shape)}"
+        )
+    picture = _to_numpy_images(picture[None], "image")[0]
+    boxes = _as_array("boxes", boxes)
     boxes = boxes.reshape(-1, 4) if boxes.size == 0 else boxes
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape [K, 4], got {tuple(boxes.shape)}")
+        raise ValueError(f"boxes must have shape [K, 4], got {list(boxes.shape)}")
+    if labels is not None:
+        labels = [int(v) for v in _as_array("labels", labels).reshape(-1)]
+        if class_names is not None and any(not 0 <= v < len(class_names) for v in labels):
+            raise ValueError(
+                f"labels must index class_names (0..{len(class_names) - 1}), got {labels}"
+            )
+    if scores is not None:
+        scores = [float(v) for v in _as_array("scores", scores).reshape(-1)]
     for name, values in (("labels", labels), ("scores", scores)):
         if values is not None and len(values) != len(boxes):
             raise ValueError(
                 f"{name} must have one entry per box ({len(boxes)}), got {len(values)}"
             )
-    if ax is None:
+    _check_color("color", color)
+    if ax is not None:
+        check_instance("ax", ax, Axes, "a matplotlib Axes")
+    else:
         _, ax = plt.subplots(figsize=(3.5, 3.5))
     ax.imshow(np.clip(picture, 0, 1), cmap="gray", interpolation="nearest")
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
@@ -239,10 +341,10 @@ def draw_boxes(
         )
         text = []
         if labels is not None:
-            label = int(labels[index])
+            label = labels[index]
             text.append(class_names[label] if class_names is not None else str(label))
         if scores is not None:
-            text.append(f"{float(scores[index]):.2f}")
+            text.append(f"{scores[index]:.2f}")
         if text:
             ax.text(
                 x1 - 0.5, y1 - 1.5, " ".join(text), color="white", fontsize=7,
@@ -393,13 +495,3 @@ def figure_slider(
     }  # fmt: skip
     ipywidgets.interact(show, **controls)
     return None
-
-
-def close_all() -> None:
-    """Close every open figure (call after a loop that draws many)."""
-    plt.close("all")
-
-
-def as_numpy(x: Union[Tensor, np.ndarray]) -> np.ndarray:
-    """A CPU NumPy copy of a tensor (any device), or the array itself."""
-    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)

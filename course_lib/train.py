@@ -18,6 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.utils import _in_notebook, get_device
+from course_lib.validation import (
+    check_bool,
+    check_callable,
+    check_device,
+    check_float,
+    check_instance,
+    check_int,
+)
 
 __all__ = ["History", "fit", "to_device"]
 
@@ -51,8 +59,7 @@ class History:
 
     def smoothed_losses(self, window: int = 50) -> List[float]:
         """Running mean of the loss over the last ``window`` steps."""
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+        window = check_int("window", window, 1)
         out, total = [], 0.0
         for i, value in enumerate(self.losses):
             total += value
@@ -75,12 +82,17 @@ class History:
 
 def to_device(batch: Batch, device: Union[str, torch.device]) -> Batch:
     """Move every tensor in a (nested) tuple/list/dict ``batch`` to ``device``."""
+    device = check_device("device", device)
+    return _move(batch, device)
+
+
+def _move(batch: Batch, device: torch.device) -> Batch:
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items()}
+        return {key: _move(value, device) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        moved = [to_device(value, device) for value in batch]
+        moved = [_move(value, device) for value in batch]
         return type(batch)(moved) if isinstance(batch, list) else tuple(moved)
     if hasattr(batch, "to") and callable(batch.to):
         return batch.to(device)
@@ -88,6 +100,11 @@ def to_device(batch: Batch, device: Union[str, torch.device]) -> Batch:
 
 
 def _default_loss(model: nn.Module, batch: Batch) -> Tensor:
+    if not isinstance(batch, (dict, tuple, list, Tensor)):
+        raise TypeError(
+            f"data must give batches that are tuples, lists or dicts of tensors, got a "
+            f"{type(batch).__name__}"
+        )
     if isinstance(batch, dict):
         output = model(**batch)
     elif isinstance(batch, (tuple, list)):
@@ -100,6 +117,14 @@ def _default_loss(model: nn.Module, batch: Batch) -> Tensor:
         "model(*batch) must return (output, loss) with a scalar loss tensor; "
         f"got {type(output).__name__}. Pass loss_fn=lambda model, batch: ... instead."
     )
+
+
+def _check_data(data: Any) -> None:
+    if isinstance(data, Tensor) or not (callable(data) or hasattr(data, "__iter__")):
+        raise TypeError(
+            "data must be a DataLoader (or another iterable of batches) or a function "
+            f"returning a batch, got {type(data).__name__}"
+        )
 
 
 def _batches(data: Union[Iterable[Batch], Callable[[], Batch]]) -> Iterator[Batch]:
@@ -199,26 +224,38 @@ def fit(
     mode every ``eval_every`` steps and at the end. ``max_seconds`` stops early (for
     comparisons at equal time budgets).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_instance("model", model, nn.Module, "a torch.nn.Module")
+    _check_data(data)
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps or epochs")
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if steps is not None:
+        steps = check_int("steps", steps, 1, 10**9)
     if epochs is not None:
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        epochs = check_int("epochs", epochs, 1, 10**6)
         if callable(data) and not hasattr(data, "__len__"):
             raise ValueError("epochs needs data with a length (a DataLoader); use steps instead")
         steps = epochs * len(data)  # type: ignore[arg-type]
         if steps == 0:
             raise ValueError("data has no batches")
-    if clip_grad_norm is not None and clip_grad_norm <= 0:
-        raise ValueError(f"clip_grad_norm must be positive, got {clip_grad_norm}")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"eval_every must be a positive int, got {eval_every}")
+    lr = check_float("lr", lr, 0.0, include_minimum=False)
+    if optimizer is not None:
+        check_instance("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    if loss_fn is not None:
+        check_callable("loss_fn", loss_fn, "a function (model, batch) -> scalar loss tensor")
+    if clip_grad_norm is not None:
+        clip_grad_norm = check_float("clip_grad_norm", clip_grad_norm, 0.0, include_minimum=False)
+    if scheduler is not None:
+        check_callable("scheduler.step", getattr(scheduler, "step", None), "a method (a scheduler)")
+    if eval_fn is not None:
+        check_callable("eval_fn", eval_fn, "a function model -> dict of metrics")
+    if eval_every is not None:
+        eval_every = check_int("eval_every", eval_every, 1)
+    if max_seconds is not None:
+        max_seconds = check_float("max_seconds", max_seconds, 0.0, include_minimum=False)
+    progress, live_plot = check_bool("progress", progress), check_bool("live_plot", live_plot)
+    device = check_device("device", device)
     assert steps is not None
-    device = torch.device(device) if device is not None else get_device()
+    device = device if device is not None else get_device()
     model.to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     if optimizer is None:
@@ -265,7 +302,11 @@ def fit(
         batch = to_device(next(batches), device)
         loss = loss_fn(model, batch)
         if not isinstance(loss, Tensor) or loss.dim() != 0:
-            raise TypeError("the loss must be a scalar tensor")
+            raise TypeError(
+                "the loss (from loss_fn, or the model's (output, loss)) must be a scalar "
+                f"tensor, got {type(loss).__name__}"
+                + (f" of shape {list(loss.shape)}" if isinstance(loss, Tensor) else "")
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad_norm is not None:

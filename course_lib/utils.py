@@ -11,8 +11,9 @@ import os
 import random
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -57,10 +58,9 @@ def get_device() -> torch.device:
 
 def set_seed(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's generators (all devices) with ``seed``."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+    from course_lib.validation import check_int
+
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)  # noqa: NPY002 - seeds code that uses the global API
     torch.manual_seed(int(seed))
@@ -79,12 +79,34 @@ def pick(full: T, fast: T) -> T:
     return fast if fast_mode() else full
 
 
+@contextmanager
+def evaluating(model: Any) -> Iterator[Any]:
+    """Run the block with ``model`` in eval mode (no dropout), then restore its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _in_notebook() -> bool:
     shell = sys.modules.get("IPython")
     if shell is None:
         return False
     ipython = shell.get_ipython()
     return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
+
+
+def _unwrapped(obj: Any) -> Any:
+    """The function itself behind decorators (``@torch.no_grad()``, ``functools.wraps``),
+    also for methods and properties, so that its own source is shown and linked."""
+    if isinstance(obj, property) and obj.fget is not None:
+        obj = obj.fget
+    if isinstance(obj, (staticmethod, classmethod)):
+        obj = obj.__func__
+    function = getattr(obj, "__func__", obj)  # a bound method: its function
+    return inspect.unwrap(function) if callable(function) else obj
 
 
 def _source_location(obj: Any) -> tuple[str, int, int]:
@@ -111,11 +133,15 @@ def show_source(obj: Any) -> Optional[str]:
         raise TypeError(
             f"obj must be a function, class, method or module, got {type(obj).__name__}"
         )
+    obj = _unwrapped(obj)
     try:
         source = inspect.getsource(obj)
         path, first, last = _source_location(obj)
     except (OSError, TypeError) as error:
-        raise TypeError(f"cannot find the source of {obj!r}: {error}") from error
+        raise TypeError(
+            f"obj must be a function, class, method or module written in Python; "
+            f"cannot find the source of {obj!r}: {error}"
+        ) from error
     source = textwrap.dedent(source)
     if not _in_notebook():
         print(f"# {path}, lines {first}-{last}\n{source}")

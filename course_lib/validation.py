@@ -27,19 +27,38 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "MAX_ELEMENTS",
+    "MAX_SIZE",
+    "MAX_STEPS",
     "check_bool",
+    "check_callable",
     "check_choice",
+    "check_device",
+    "check_elements",
     "check_finite",
     "check_float",
+    "check_instance",
     "check_int",
+    "check_lengths",
     "check_like",
     "check_probability",
     "check_same_device",
     "check_sequence",
+    "check_size",
     "check_tensor",
     "check_token_ids",
     "describe",
 ]
+
+#: Largest size accepted for one dimension (a vocabulary, a width, a count): larger ones are
+#: taken for mistakes rather than handed to the allocator.
+MAX_SIZE = 2**31 - 1
+#: Largest number of elements a constructor or generator may allocate (2**34 float32 values
+#: are 64 GiB, more than any machine the course runs on).
+MAX_ELEMENTS = 2**34
+#: Largest number of sequential steps a loop accepts (generated tokens, time steps, repeats),
+#: so that an absurd length fails at once instead of running for days.
+MAX_STEPS = 10**6
 
 DtypeSpec = Union[None, str, torch.dtype, Tuple[torch.dtype, ...]]
 
@@ -199,11 +218,16 @@ def check_token_ids(
     shape: Optional[str] = None,
     *,
     sizes: Optional[Dict[str, int]] = None,
+    cpu_only: bool = False,
 ) -> Tensor:
     """Check integer token ids in ``[0, vocab_size)`` (a raw IndexError from an embedding is
-    what this prevents); return them."""
+    what this prevents); return them.
+
+    Reading the values synchronises with an accelerator; ``cpu_only=True`` reads them only
+    for CPU tensors (for checks inside a training step; the type and shape are always checked).
+    """
     check_tensor(name, value, shape, dtype="integer", sizes=sizes)
-    if value.numel():
+    if value.numel() and (not cpu_only or value.device.type == "cpu"):
         low, high = int(value.min()), int(value.max())
         if low < 0 or high >= vocab_size:
             raise ValueError(
@@ -250,6 +274,86 @@ def check_float(
     if not math.isfinite(value) or not (low_ok and high_ok):
         bounds = _range_text(minimum, maximum, include_minimum, include_maximum)
         raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}".rstrip())
+    return value
+
+
+def check_size(name: str, value: Any, minimum: int = 1, maximum: int = MAX_SIZE) -> int:
+    """An integer size in ``[minimum, maximum]``; the default maximum (``MAX_SIZE``) catches
+    absurd sizes before they reach the allocator."""
+    return check_int(name, value, minimum, maximum)
+
+
+def check_elements(names: str, count: int, limit: int = MAX_ELEMENTS) -> int:
+    """Raise ValueError when sizes multiply to more than ``limit`` elements.
+
+    ``names`` says which arguments multiply (``"vocab_size x embed_dim"``), so the message
+    points at them.
+    """
+    if count > limit:
+        raise ValueError(
+            f"{names} = {count:,} elements (about {count * 4 / 2**30:,.0f} GiB in float32) is "
+            f"more than the {limit:,} this library allocates; choose smaller sizes"
+        )
+    return count
+
+
+def check_instance(name: str, value: Any, types: Any, what: Optional[str] = None) -> Any:
+    """``value`` must be an instance of ``types`` (TypeError otherwise); ``what`` describes
+    the expectation in the message (default: the type names)."""
+    if not isinstance(value, types):
+        if what is None:
+            classes = types if isinstance(types, tuple) else (types,)
+            what = " or ".join(cls.__name__ for cls in classes)
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def check_callable(name: str, value: Any, what: str = "a function") -> Any:
+    """``value`` must be callable (TypeError otherwise)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def check_device(name: str, value: Any) -> Optional[torch.device]:
+    """A device (``torch.device``, a string such as ``"cuda:0"``, or None); returns it as a
+    ``torch.device`` (or None)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a torch.device or a string such as 'cpu', got {value!r}")
+    try:
+        return torch.device(value)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{name} must name a device such as 'cpu', 'cuda' or 'mps', got {value!r}"
+        ) from error
+
+
+def check_lengths(
+    name: str,
+    value: Any,
+    batch_size: int,
+    max_length: int,
+    minimum: int = 0,
+    *,
+    cpu_only: bool = True,
+    origin: str = "",
+) -> Tensor:
+    """Sequence lengths: an integer tensor [B] with values in ``[minimum, max_length]``.
+
+    ``origin`` names where B comes from in messages (for example ``"from x"``). The values
+    are read on the CPU only by default (reading them from a GPU synchronises); the type
+    and shape are always checked.
+    """
+    sizes = {"B": batch_size, "_origin_B": origin}
+    check_tensor(name, value, "B", dtype="integer", sizes=sizes)
+    if value.numel() and (not cpu_only or value.device.type == "cpu"):
+        low, high = int(value.min()), int(value.max())
+        if low < minimum or high > max_length:
+            raise ValueError(
+                f"{name} must lie in [{minimum}, {max_length}], got values from {low} to {high}"
+            )
     return value
 
 

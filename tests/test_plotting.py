@@ -96,6 +96,36 @@ def test_static_widgets_outside_notebooks(monkeypatch):
     assert plotting.static_widgets() is True  # plain Python: no live kernel
 
 
+def test_one_palette_for_the_book():
+    import matplotlib.colors
+
+    for concept in ("train", "lstm", "attention", "input", "state", "output", "vae", "gan"):
+        assert matplotlib.colors.is_color_like(plotting.PALETTE[concept])
+    assert not hasattr(plotting, "close_all") and not hasattr(plotting, "as_numpy")
+
+
+def test_plotting_does_not_import_train():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(plotting))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}  # fmt: skip
+    assert "course_lib.train" not in imported and "course_lib" not in imported
+    # plot_history reads any training record with the same fields.
+    figure = plotting.plot_history(History(steps=[1, 2], losses=[1.0, 0.5]))
+    assert len(figure.axes) == 1
+
+
+def test_plot_history_rejects_unknown_metrics_and_non_histories():
+    history = History(steps=[1], losses=[1.0], evals=[{"step": 1, "acc": 0.5}])
+    with pytest.raises(ValueError, match=r"metrics must be recorded metric names \['acc'\]"):
+        plotting.plot_history(history, ["bleu"])
+    with pytest.raises(TypeError, match="history must be a training History"):
+        plotting.plot_history([1.0, 0.5])
+
+
 def test_the_book_build_decides_static_knobs_in_a_notebook(monkeypatch):
     """In a kernel with ipywidgets the knob is live, unless the book build started the kernel."""
     monkeypatch.setattr(plotting, "_in_notebook", lambda: True)

@@ -113,3 +113,29 @@ def test_lazy_submodules_and_unknown_attribute():
     assert course_lib.data.__name__ == "course_lib.data"
     with pytest.raises(AttributeError):
         course_lib.not_a_module  # noqa: B018
+
+
+def _decorated_example(x):
+    """A function defined here, wrapped by decorators as the library's methods are."""
+    return x + 1
+
+
+def test_show_source_of_a_decorated_function_shows_and_links_its_own_source(capsys):
+    import functools
+
+    import torch
+
+    from course_lib import rnn, transformer
+
+    wrapped = torch.no_grad()(_decorated_example)
+    assert wrapped is not _decorated_example and wrapped.__wrapped__ is _decorated_example
+    source = utils.show_source(wrapped)
+    assert "def _decorated_example(x):" in source and "no_grad" not in source
+    assert "tests/test_utils.py" in capsys.readouterr().out
+    assert "def _decorated_example" in utils.show_source(functools.lru_cache(_decorated_example))
+    # The library's own decorated methods: their file, not torch's.
+    utils.show_source(transformer.GPT.generate)
+    assert "course_lib/transformer/gpt.py" in capsys.readouterr().out
+    source = utils.show_source(rnn.Seq2Seq.generate)
+    assert "def generate(" in source and "beam_search" in source
+    assert "course_lib/decoding.py" in capsys.readouterr().out

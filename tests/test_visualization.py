@@ -14,19 +14,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial.distance import squareform
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
-from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from torch import nn
 
 from course_lib import visualization as V
-
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")),
-]
+from course_lib.visualization.manifold import _GradientWorkspace
 
 
 def randn(*shape: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -41,15 +35,21 @@ def blobs(n_per: int, centers: int, dim: int, seed: int, spread: float = 8.0):
     return means[labels] + torch.randn(len(labels), dim, generator=g, dtype=torch.float64), labels
 
 
+def needs_float64(device: str) -> None:
+    """These comparisons run in float64, which Apple's MPS does not have."""
+    if device == "mps":
+        pytest.skip("MPS has no float64")
+
+
 # --------------------------------------------------------------------------------------
 # PCA
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape,k", [((200, 12), 5), ((9, 30), 8), ((50, 4), 4), ((2, 3), 1)])
 def test_pca_matches_sklearn_up_to_sign(device, dtype, shape, k):
+    needs_float64(device)
     x = (randn(*shape, seed=1) * torch.linspace(3, 0.5, shape[1]) + 5).to(device, dtype)
     projected, components, ratio = V.pca(x, k)
     reference = PCA(n_components=k, svd_solver="full").fit(x.cpu().double().numpy())
@@ -107,21 +107,25 @@ def test_pca_properties(n, d, seed):
     )
 
 
-@pytest.mark.parametrize(
-    "x,k,error,match",
-    [
-        (torch.randn(10, 3), 4, ValueError, r"k must be at most min\(N, D\) = 3"),
-        (torch.randn(10, 3), 0, ValueError, "k must be >= 1"),
-        (torch.randn(10), 1, ValueError, r"x must have shape \[N, D\], got \(10,\)"),
-        (torch.ones(10, 3, dtype=torch.long), 1, TypeError, "floating-point"),
-        (torch.randn(1, 3), 1, ValueError, "at least 2 rows"),
-        (np.ones((4, 2)), 1, TypeError, "x must be a torch.Tensor"),
-        (torch.randn(10, 3), 1.5, TypeError, "k must be an int"),
-    ],
-)
-def test_pca_bad_input(x, k, error, match):
-    with pytest.raises(error, match=match):
-        V.pca(x, k)
+def test_pca_of_half_precision_agrees_with_float32():
+    x = randn(50, 6, seed=30, dtype=torch.float32)
+    half = V.pca(x.half(), 3)
+    full = V.pca(x.half().float(), 3)
+    assert all(t.dtype == torch.float16 for t in half)
+    for ours, reference in zip(half, full):
+        torch.testing.assert_close(ours.float(), reference, atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("n,d", [(400, 5), (5, 40), (64, 64)])
+def test_both_pca_routes_agree_with_sklearn(n, d):
+    """N >= D takes the D x D eigenproblem, N < D the thin SVD: both equal sklearn's PCA."""
+    x = randn(n, d, seed=31) * torch.linspace(4, 0.5, d) + 3
+    k = min(n, d) - 1
+    projected, components, ratio = V.pca(x, k)
+    reference = PCA(n_components=k, svd_solver="full").fit(x.numpy())
+    torch.testing.assert_close(components, torch.from_numpy(reference.components_))
+    torch.testing.assert_close(projected, torch.from_numpy(reference.transform(x.numpy())))
+    torch.testing.assert_close(ratio, torch.from_numpy(reference.explained_variance_ratio_))
 
 
 # --------------------------------------------------------------------------------------
@@ -129,8 +133,8 @@ def test_pca_bad_input(x, k, error, match):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_pairwise_squared_distances_matches_cdist(device):
+    needs_float64(device)
     a, b = randn(40, 7, seed=4).to(device), randn(25, 7, seed=5).to(device)
     torch.testing.assert_close(V.pairwise_squared_distances(a, b), torch.cdist(a, b) ** 2)
     same = V.pairwise_squared_distances(a)
@@ -138,10 +142,10 @@ def test_pairwise_squared_distances_matches_cdist(device):
     assert torch.all(same.diagonal() == 0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 @pytest.mark.parametrize("k", [1, 5, 60])
 def test_nearest_neighbors_matches_sklearn(device, metric, k):
+    needs_float64(device)
     bank, query = randn(60, 10, seed=6), randn(33, 10, seed=7)
     distances, indices = V.nearest_neighbors(query.to(device), bank.to(device), k, metric=metric)
     reference = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(bank.numpy())
@@ -175,9 +179,9 @@ def test_nearest_neighbors_with_no_queries():
     assert distances.shape == indices.shape == (0, 3) and indices.dtype == torch.long
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("k", [1, 2, 4, 5, 9])
 def test_knn_classify_matches_sklearn_including_vote_ties(device, k):
+    needs_float64(device)
     bank, labels = blobs(30, 4, 5, seed=11, spread=1.5)
     query, _ = blobs(20, 4, 5, seed=12, spread=1.5)
     ours = V.knn_classify(query.to(device), bank.to(device), labels.to(device), k=k)
@@ -211,55 +215,58 @@ def test_knn_from_distances_agrees_with_knn_classify():
 @pytest.mark.parametrize(
     "call,error,match",
     [
+        (lambda: V.pca(torch.randn(10, 3), 4), ValueError, r"k must be at most min\(N, D\) = 3"),
+        (lambda: V.pca(torch.randn(1, 3), 1), ValueError, "at least 2 rows"),
         (
             lambda: V.nearest_neighbors(torch.randn(3, 2), torch.randn(4, 2), 5),
             ValueError,
             "k must be at most the number of bank points M = 4",
         ),
         (
-            lambda: V.nearest_neighbors(torch.randn(3, 2), torch.randn(4, 3), 1),
-            ValueError,
-            "same D",
-        ),
-        (
-            lambda: V.nearest_neighbors(torch.randn(3, 2), torch.randn(4, 2), 1, metric="l1"),
-            ValueError,
-            "metric",
-        ),
-        (
-            lambda: V.knn_classify(
-                torch.randn(3, 2), torch.randn(4, 2), torch.tensor([0, 1, 1.0, 0]), 1
-            ),
-            TypeError,
-            "integer",
-        ),
-        (
-            lambda: V.knn_classify(
-                torch.randn(3, 2), torch.randn(4, 2), torch.tensor([0, 1, 1]), 1
-            ),
-            ValueError,
-            r"bank_labels must have shape \[4\]",
-        ),
-        (
             lambda: V.knn_from_distances(
                 torch.rand(3, 4), torch.tensor([0, 1, 2, 3]), 2, num_classes=3
             ),
             ValueError,
-            "num_classes = 3",
+            "num_classes = 3 but bank_labels go up to 3",
         ),
         (
-            lambda: V.knn_from_distances(torch.rand(3, 4), torch.tensor([0, 1, -1, 3]), 2),
+            lambda: V.tsne(torch.randn(10, 3), perplexity=9.0),
             ValueError,
-            "non-negative",
+            r"perplexity must be smaller than N - 1 \(the neighbours of each point\) = 9",
         ),
         (
-            lambda: V.knn_from_distances(torch.rand(3, 4), torch.tensor([0, 1, 1, 3]), 5),
+            lambda: V.perplexity_search(torch.rand(2, 4), 4.0),
             ValueError,
-            "k must be at most",
+            "perplexity must be smaller than the number of finite candidates",
+        ),
+        (
+            lambda: V.tsne(torch.randn(10, 3), n_components=4, perplexity=2.0),
+            ValueError,
+            r"init='pca' needs n_components <= min\(N, D\) = 3",
+        ),
+        (
+            lambda: V.tsne(torch.randn(10, 3), perplexity=2.0, init=torch.zeros(9, 2)),
+            ValueError,
+            r"init must have shape \[N, E\] = \[10, 2\]",
+        ),
+        (
+            lambda: V.tsne(torch.randn(2, 3), perplexity=1.0),
+            ValueError,
+            "x must have 3 to 20000 rows",
+        ),
+        (
+            lambda: V.tsne_gradient(torch.rand(3, 3), torch.rand(4, 2)),
+            ValueError,
+            r"p must have shape \[N, N\] with N = 4 \(from y\), got \[3, 3\]",
+        ),
+        (
+            lambda: V.load_hard_digits(min_scale=0.8, max_scale=0.5),
+            ValueError,
+            "min_scale must not exceed max_scale",
         ),
     ],
 )
-def test_neighbours_bad_input(call, error, match):
+def test_messages_explain_the_limit(call, error, match):
     with pytest.raises(error, match=match):
         call()
 
@@ -274,10 +281,10 @@ def row_perplexity(p: torch.Tensor) -> torch.Tensor:
     return entropy.exp()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("perplexity", [1.5, 5.0, 30.0, 90.0])
 @pytest.mark.parametrize("scale", [1e-4, 1.0, 1e4])
 def test_perplexity_of_each_row_matches_the_target(device, perplexity, scale):
+    needs_float64(device)
     x = randn(100, 6, seed=15) * math.sqrt(scale)
     distances = V.pairwise_squared_distances(x).fill_diagonal_(math.inf).to(device)
     p, beta = V.perplexity_search(distances, perplexity, tol=1e-10)
@@ -300,24 +307,60 @@ def test_perplexity_search_honours_excluded_candidates_and_loose_tolerance():
     assert empty_p.shape == (0, 5) and empty_beta.shape == (0,)
 
 
+def joint_probabilities_by_bisection(x: np.ndarray, perplexity: float) -> np.ndarray:
+    """The textbook P of t-SNE, one row at a time: bisect beta until the entropy of
+    p_{j|i} = exp(-beta d_ij) / sum_k exp(-beta d_ik) is ln(perplexity), then symmetrise."""
+    n = len(x)
+    squared = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    conditional = np.zeros((n, n))
+    for i in range(n):
+        d = np.delete(squared[i], i)
+        d = d - d.min()
+        low, high, beta = 0.0, np.inf, 1.0
+        for _ in range(200):
+            w = np.exp(-beta * d)
+            p_row = w / w.sum()
+            entropy = -(p_row[p_row > 0] * np.log(p_row[p_row > 0])).sum()
+            if entropy > math.log(perplexity):
+                low, beta = beta, beta * 2 if high == np.inf else (beta + high) / 2
+            else:
+                high, beta = beta, (low + beta) / 2
+        conditional[i] = np.insert(p_row, i, 0.0)
+    return (conditional + conditional.T) / (2 * n)
+
+
 @pytest.mark.parametrize("perplexity", [5.0, 30.0])
-def test_tsne_affinities_match_sklearn(perplexity):
+def test_tsne_affinities_match_a_row_by_row_bisection(perplexity):
     x = randn(120, 8, seed=16)
-    ours = V.tsne_affinities(x, perplexity)
-    expected = _joint_probabilities(
-        V.pairwise_squared_distances(x).numpy(), perplexity, verbose=0
-    )  # condensed, from a float32 binary search with tolerance 1e-5
-    torch.testing.assert_close(
-        torch.from_numpy(squareform(ours.numpy(), checks=False)),
-        torch.from_numpy(expected),
-        rtol=2e-3,
-        atol=1e-9,
-    )
+    expected = torch.from_numpy(joint_probabilities_by_bisection(x.numpy(), perplexity))
+    torch.testing.assert_close(V.tsne_affinities(x, perplexity, tol=1e-12), expected,
+                               rtol=1e-7, atol=1e-15)  # fmt: skip
+    ours = V.tsne_affinities(x, perplexity)  # the default tolerance, scikit-learn's 1e-5
+    torch.testing.assert_close(ours, expected, rtol=2e-3, atol=1e-9)
     torch.testing.assert_close(ours, ours.T)
     assert math.isclose(float(ours.sum()), 1.0, rel_tol=1e-12)
     assert torch.all(ours.diagonal() == 0)
     # Symmetrising gives every point at least 1 / 2N of the mass, even an outlier.
     assert torch.all(ours.sum(dim=1) >= 1 / (2 * 120) - 1e-15)
+
+
+def test_duplicated_points_give_finite_affinities_and_embeddings():
+    """Many identical rows: no row can reach the perplexity (its entropy stays at least
+    ln(duplicates)); its mass is shared by the duplicates instead of overflowing to NaN."""
+    g = torch.Generator().manual_seed(40)
+    x = torch.cat([torch.zeros(100, 5), torch.randn(50, 5, generator=g)]).double()
+    p = V.tsne_affinities(x, 30.0)
+    assert torch.isfinite(p).all() and math.isclose(float(p.sum()), 1.0, rel_tol=1e-12)
+    conditional = 2 * len(x) * p[0, 1:100]  # p_{j|0} + p_{0|j} over the other 99 duplicates
+    torch.testing.assert_close(conditional, torch.full_like(conditional, 2 / 99))
+    for dtype in (torch.float32, torch.float64):
+        embedding = V.tsne(x.to(dtype), perplexity=30.0, n_iter=300)
+        assert torch.isfinite(embedding).all()
+        # the duplicates form their own cluster: their nearest neighbours are duplicates
+        nearest = V.nearest_neighbors(embedding, embedding, 2)[1][:100, 1]
+        assert (nearest < 100).float().mean() >= 0.95
+    every_row_equal = V.tsne(torch.ones(20, 3), perplexity=5.0, n_iter=50)
+    assert torch.isfinite(every_row_equal).all()
 
 
 # --------------------------------------------------------------------------------------
@@ -334,9 +377,9 @@ def kl_by_definition(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (p[positive] * (p[positive] / q[positive]).log()).sum()
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("n,dims", [(2, 2), (12, 2), (40, 3), (25, 1)])
 def test_tsne_gradient_matches_autograd(device, n, dims):
+    needs_float64(device)
     p = V.tsne_affinities(randn(n + 3, 5, seed=17), 2.0)[:n, :n]
     p = (p / p.sum()).to(device)
     y = randn(n, dims, seed=18).to(device).requires_grad_(True)
@@ -348,40 +391,43 @@ def test_tsne_gradient_matches_autograd(device, n, dims):
     torch.testing.assert_close(V.tsne_kl_divergence(p, y.detach()).cpu(), kl.detach())
 
 
+def gradient_by_the_formula(p: np.ndarray, y: np.ndarray, exaggeration: float) -> np.ndarray:
+    """dC/dy_i = 4 sum_j (a p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2), pair by pair."""
+    n = len(y)
+    kernel = np.array([[0.0 if i == j else 1 / (1 + ((y[i] - y[j]) ** 2).sum()) for j in range(n)]
+                       for i in range(n)])  # fmt: skip
+    q = kernel / kernel.sum()
+    gradient = np.zeros_like(y)
+    for i in range(n):
+        for j in range(n):
+            gradient[i] += 4 * (exaggeration * p[i, j] - q[i, j]) * (y[i] - y[j]) * kernel[i, j]
+    return gradient
+
+
 @pytest.mark.parametrize("exaggeration", [1.0, 12.0])
-def test_tsne_gradient_and_kl_match_sklearn(exaggeration):
+def test_tsne_gradient_matches_the_formula_pair_by_pair(exaggeration):
     n, dims = 50, 2
     p = V.tsne_affinities(randn(n, 6, seed=19), 10.0)
     y = randn(n, dims, seed=20) * 3
-    kl_reference, gradient_reference = _kl_divergence(
-        y.numpy().ravel().copy(), exaggeration * squareform(p.numpy(), checks=False), 1, n, dims
-    )
+    expected = gradient_by_the_formula(p.numpy(), y.numpy(), exaggeration)
     gradient, kl = V.tsne_gradient(p, y, exaggeration=exaggeration)
-    torch.testing.assert_close(
-        gradient, torch.from_numpy(gradient_reference.reshape(n, dims)), rtol=1e-7, atol=1e-12
-    )
-    if exaggeration == 1.0:
-        assert math.isclose(float(kl), float(kl_reference), rel_tol=1e-7)
+    torch.testing.assert_close(gradient, torch.from_numpy(expected), rtol=1e-9, atol=1e-14)
+    torch.testing.assert_close(kl, kl_by_definition(p, y), rtol=1e-10, atol=0)
 
 
-def test_fast_inner_gradient_equals_the_readable_one():
-    p = V.tsne_affinities(randn(60, 4, seed=21), 8.0).float()
-    y = randn(60, 2, seed=22).float()
-    buffers = torch.empty_like(p), torch.empty_like(p)
-    for exaggeration in (1.0, 12.0):
-        torch.testing.assert_close(
-            V._gradient_only(p, y, exaggeration, *buffers),
-            V.tsne_gradient(p, y, exaggeration)[0],
-            atol=1e-9,
-            rtol=1e-4,
-        )
-
-
-def test_tsne_gradient_bad_input():
-    with pytest.raises(ValueError, match=r"p must have shape \[N, N\] = \[4, 4\]"):
-        V.tsne_gradient(torch.rand(3, 3), torch.rand(4, 2))
-    with pytest.raises(ValueError, match=r"y must have shape \[N, E\]"):
-        V.tsne_gradient(torch.rand(4, 4), torch.rand(4))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_inner_gradient_equals_the_readable_one(dtype):
+    p = V.tsne_affinities(randn(60, 4, seed=21), 8.0).to(dtype)
+    for block in (None, 60, 7, 1):  # one block, and upper-triangle blocks of 7 rows or 1
+        workspace = _GradientWorkspace(p, block)
+        for scale in (1e-4, 1.0, 30.0):  # the start of t-SNE, and a spread-out embedding
+            y = (scale * randn(60, 2, seed=22)).to(dtype)
+            for exaggeration in (1.0, 12.0):
+                expected = V.tsne_gradient(p.double(), y.double(), exaggeration)[0]
+                tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+                ours = workspace.gradient(y, exaggeration).double()
+                atol = tolerance * expected.abs().max()
+                torch.testing.assert_close(ours, expected, rtol=tolerance, atol=atol)
 
 
 # --------------------------------------------------------------------------------------
@@ -389,7 +435,6 @@ def test_tsne_gradient_bad_input():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_tsne_quality_on_a_small_clustered_set(device):
     x, labels = blobs(40, 5, 10, seed=23)
     embedding = V.tsne(x.float().to(device), perplexity=15.0, n_iter=500)
@@ -407,17 +452,20 @@ def test_tsne_quality_on_a_small_clustered_set(device):
 def test_tsne_reports_progress_and_is_deterministic():
     x, _ = blobs(15, 3, 4, seed=24)
     states = []
-    first = V.tsne(x, perplexity=5.0, n_iter=120, init="random", seed=3, callback=states.append)
-    second = V.tsne(x, perplexity=5.0, n_iter=120, init="random", seed=3)
+    options = {"perplexity": 5.0, "n_iter": 320, "init": "random", "exaggeration_iters": 100}
+    first = V.tsne(x, seed=3, callback=states.append, **options)
+    second = V.tsne(x, seed=3, **options)
     assert torch.equal(first, second)
-    assert [s.iteration for s in states] == [50, 100, 120]
-    assert states[-1].kl_divergence < states[0].kl_divergence
+    assert [s.iteration for s in states] == [50, 100, 150, 200, 250, 300, 320]
+    # the KL of the true P wanders during early exaggeration, then falls
+    kl = [s.kl_divergence for s in states]
+    assert kl[-1] < min(kl[:2]) and kl[-1] <= min(kl[2:]) + 1e-3
     assert torch.equal(states[-1].embedding, first)
     p = V.tsne_affinities(x, 5.0)
     assert math.isclose(
         states[-1].kl_divergence, float(V.tsne_kl_divergence(p, first)), rel_tol=1e-9
     )
-    other = V.tsne(x, perplexity=5.0, n_iter=120, init="random", seed=4)
+    other = V.tsne(x, seed=4, **options)
     assert not torch.equal(first, other)
 
 
@@ -430,72 +478,26 @@ def test_tsne_accepts_an_initial_embedding_and_float32():
     assert three_d.shape == (30, 3)
 
 
-@pytest.mark.parametrize(
-    "call,error,match",
-    [
-        (
-            lambda: V.tsne(torch.randn(10, 3), perplexity=9.0),
-            ValueError,
-            r"perplexity must be smaller than N - 1 = 9",
-        ),
-        (
-            lambda: V.tsne_affinities(torch.randn(10, 3), perplexity=30.0),
-            ValueError,
-            r"perplexity must be smaller than N - 1 = 9",
-        ),
-        (
-            lambda: V.perplexity_search(torch.rand(2, 4), 4.0),
-            ValueError,
-            "perplexity must be smaller than the number of candidate",
-        ),
-        (lambda: V.perplexity_search(torch.rand(2, 4), 0.5), ValueError, "perplexity must be >= 1"),
-        (lambda: V.perplexity_search(-torch.rand(2, 4), 2.0), ValueError, "non-negative"),
-        (lambda: V.tsne(torch.randn(2, 3), perplexity=1.0), ValueError, "at least 3 points"),
-        (
-            lambda: V.tsne(torch.randn(10, 3), n_components=0, perplexity=2.0),
-            ValueError,
-            "n_components must be >= 1",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10, 3), perplexity=2.0, init="spectral"),
-            ValueError,
-            "init must be",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10, 3), perplexity=2.0, init=torch.zeros(9, 2)),
-            ValueError,
-            r"init must have shape \[N, E\] = \[10, 2\]",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10, 3), n_components=4, perplexity=2.0),
-            ValueError,
-            r"min\(N, D\) = 3",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10), perplexity=2.0),
-            ValueError,
-            r"x must have shape \[N, D\]",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10, 3), perplexity=-2.0),
-            ValueError,
-            "perplexity must be a positive",
-        ),
-        (
-            lambda: V.tsne(torch.randn(10, 3), perplexity=2.0, learning_rate=0),
-            ValueError,
-            "learning_rate",
-        ),
-    ],
-)
-def test_tsne_bad_input(call, error, match):
-    with pytest.raises(error, match=match):
-        call()
-
-
 # --------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------
+
+
+def test_edge_cases_that_must_just_work():
+    # digits in float64 are placed like float32 ones, and come back in float64
+    digits = torch.rand(4, 1, 8, 8)
+    placed32, boxes32 = V.place_digits(digits, 16, 0.4, 0.6, 0.1, torch.Generator().manual_seed(1))
+    placed64, boxes64 = V.place_digits(
+        digits.double(), 16, 0.4, 0.6, 0.1, torch.Generator().manual_seed(1)
+    )
+    assert placed64.dtype == torch.float64 and torch.equal(boxes32, boxes64)
+    torch.testing.assert_close(placed64.float(), placed32)
+    # an infinite distance is never a neighbour
+    distances = torch.tensor([[0.1, math.inf, 0.3], [math.inf, 0.2, 0.1]])
+    assert V.knn_from_distances(distances, torch.tensor([5, 0, 9]), 2).tolist() == [5, 0]
+    # class indices far beyond the number of classes vote like small ones
+    labels = torch.tensor([10**12, 3, 3])
+    assert V.knn_from_distances(distances, labels, 1).tolist() == [10**12, 3]
 
 
 def test_hard_digits_are_deterministic_and_well_formed():
@@ -536,15 +538,6 @@ def test_place_digits_puts_the_digit_inside_the_canvas_at_the_requested_scale():
     assert not ink[:, :, 0, :].any() and not ink[:, :, -1, :].any()
 
 
-def test_hard_digits_bad_input():
-    with pytest.raises(ValueError, match="min_scale"):
-        V.load_hard_digits(min_scale=0.8, max_scale=0.5)
-    with pytest.raises(ValueError, match="noise"):
-        V.load_hard_digits(noise=-1.0)
-    with pytest.raises(ValueError, match="train_copies must be >= 1"):
-        V.load_hard_digits(train_copies=0)
-
-
 def test_shapes_classification():
     data = V.load_shapes_classification(12, image_size=24, seed=1)
     again = V.load_shapes_classification(12, image_size=24, seed=1)
@@ -581,12 +574,14 @@ def test_small_cnn_shapes_and_losses():
     assert model.predict(images).shape == (7, 2)
     single = V.SmallCNN(1, 10, channels=(4, 4, 4))
     assert single.predict(torch.rand(2, 1, 12, 12)).shape == (2,)
-    with pytest.raises(ValueError, match=r"targets must have shape \[B\] or \[B, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"targets must have shape \[B, 2\] \(one label per head\)"
+    ):
         model(images, targets[:, :1].repeat(1, 3))
+    with pytest.raises(ValueError, match=r"targets must have shape \[B\] or \[B, 1\]"):
+        single(torch.rand(2, 1, 12, 12), torch.zeros(2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"images must have shape \[B, 3, H, W\]"):
         model.features(torch.rand(2, 1, 16, 16))
-    with pytest.raises(ValueError, match="num_classes"):
-        V.SmallCNN(1, 1)
 
 
 def test_extract_features_batches_and_restores_mode():
@@ -600,7 +595,6 @@ def test_extract_features_batches_and_restores_mode():
     assert V.extract_features(model, images[:0]).shape == (0, 5)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_saliency_of_a_linear_model_is_its_weight(device):
     weight = randn(4, 2 * 5 * 5, seed=27, dtype=torch.float32)
     model = nn.Sequential(nn.Flatten(), nn.Linear(50, 4, bias=False)).to(device)

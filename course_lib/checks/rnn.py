@@ -488,16 +488,8 @@ def _masked_top_k(logits: Tensor, top_k: Optional[int]) -> Tensor:
 
 
 def _sampling_reference(logits: Tensor, temperature: float, top_k: Optional[int] = None) -> Tensor:
-    """``rnn.sampling_probs``, except that at temperature 0 tied maxima share the mass.
-
-    The limit of softmax(l / T) as T -> 0 is uniform over the arg-max set; the library
-    gives all of it to the first arg-max (same distribution when the maximum is unique).
-    """
-    if temperature != 0:
-        return rnn.sampling_probs(logits, temperature, top_k)
-    logits = _masked_top_k(logits, top_k)
-    best = (logits == logits.amax(dim=-1, keepdim=True)).to(logits.dtype)
-    return best / best.sum(dim=-1, keepdim=True)
+    """``rnn.sampling_probs``: at temperature 0 tied maxima share the mass (the T -> 0 limit)."""
+    return rnn.sampling_probs(logits, temperature, top_k)
 
 
 def _first_argmax(logits: Tensor, temperature: float, top_k: Optional[int] = None) -> Tensor:
