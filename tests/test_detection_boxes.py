@@ -40,6 +40,30 @@ def random_boxes(n: int, seed: int, kind: str = "dense", dtype=torch.float32, de
     return boxes.to(dtype=dtype, device=device)
 
 
+@pytest.mark.parametrize("kind", ["dense", "sparse", "duplicates", "integer"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_generalized_box_iou_matches_torchvision(device, kind, dtype):
+    a = random_boxes(37, 4, kind, dtype, device)
+    b = random_boxes(23, 5, kind, dtype, device)
+    ours = det.generalized_box_iou(a, b)
+    expected = tv_ops.generalized_box_iou(a, b)
+    assert ours.shape == (37, 23) and ours.dtype == expected.dtype and ours.device == a.device
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(ours, expected, rtol=tolerance, atol=tolerance)
+    assert bool((ours <= det.box_iou(a, b) + tolerance).all()) and bool((ours >= -1).all())
+    assert det.generalized_box_iou(a[:0], b).shape == (0, 23)
+
+
+def test_generalized_box_iou_tells_how_far_apart_disjoint_boxes_are():
+    a = torch.tensor([[0.0, 0, 2, 2]])
+    near_far = torch.tensor([[2.0, 0, 4, 2], [8, 0, 10, 2]])  # IoU 0 for both
+    giou = det.generalized_box_iou(a, near_far)[0]
+    assert det.box_iou(a, near_far).eq(0).all()
+    assert giou.tolist() == pytest.approx([0.0, -0.6])  # enclosing boxes 4x2 and 10x2
+    with pytest.raises(ValueError, match="boxes2"):
+        det.generalized_box_iou(a, torch.ones(3, 5))
+
+
 #: Valid boxes (x1, y1, x2, y2) with positive width and height, as lists for hypothesis.
 box_strategy = st.tuples(
     st.floats(-100, 100), st.floats(-100, 100), st.floats(0.01, 50), st.floats(0.01, 50)

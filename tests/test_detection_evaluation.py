@@ -138,6 +138,16 @@ def test_average_precision_methods_against_reference_formulas():
     assert as_numbers == det.average_precision(scores, matched, 21)  # 0/1 numbers work too
 
 
+def test_more_true_positives_than_objects_is_rejected():
+    scores = torch.tensor([0.9, 0.8, 0.7], dtype=torch.float64)
+    matched = torch.tensor([True, True, False])
+    for call in (det.precision_recall_curve, det.average_precision):
+        with pytest.raises(ValueError, match=r"num_ground_truth must be at least .* \(2\)"):
+            call(scores, matched, 1)
+    precision, recall = det.precision_recall_curve(scores, matched, 2)  # the boundary is fine
+    assert recall.tolist() == [0.5, 1.0, 1.0] and precision[-1].item() == pytest.approx(2 / 3)
+
+
 def test_average_precision_coco_equals_pycocotools_ap50_for_one_class():
     predictions, targets = random_detection_set(7)
     for p, t in zip(predictions, targets):

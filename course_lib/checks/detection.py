@@ -633,8 +633,9 @@ def _ap_ties_reversed(scores: Tensor, matched: Tensor, num_ground_truth: int) ->
 
 def _ap_cases(device: torch.device) -> List[Case]:
     generator = torch.Generator().manual_seed(50)
-    # Numbers of boxes (21, 13, 7, 3) for which no recall k / n lands on a grid point
+    # Numbers of boxes (21, 17, 7, 3) for which no recall k / n lands on a grid point
     # 0.01 * i: the result then does not depend on how the 101 points are computed.
+    # 15 of the 21 random detections are true positives: at most 17 objects are found.
     scores = torch.rand(21, generator=generator, dtype=torch.float64)
     matched = torch.rand(21, generator=generator) < 0.6
 
@@ -642,7 +643,7 @@ def _ap_cases(device: torch.device) -> List[Case]:
         return torch.tensor(values, dtype=dtype, device=device)
 
     return [
-        Case("21 个随机检测、13 个真实框", (scores.to(device), matched.to(device), 13)),
+        Case("21 个随机检测、17 个真实框", (scores.to(device), matched.to(device), 17)),
         Case("完美的检测器（AP = 1）", (tensor([0.9, 0.8, 0.7]), tensor([1, 1, 1], torch.bool), 3)),
         Case("全是误检（AP = 0）", (tensor([0.9, 0.8]), tensor([0, 0], torch.bool), 3)),
         Case(
@@ -662,7 +663,7 @@ _AP_MISTAKES: Mistakes = {
     "recall denominator": (
         _ap_recall_over_detections,
         "召回率 = TP / (TP + FN) = TP / 真实框的个数，不是除以检测的个数"
-        "（笔记把召回率也写成了精确率的公式）。",
+        "（常见的错误是把召回率也写成精确率的公式 TP / (TP + FP)）。",
     ),
     "no envelope": (
         _ap_without_envelope,

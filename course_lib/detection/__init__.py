@@ -27,6 +27,7 @@ from course_lib.detection.boxes import (
     clip_boxes_to_image,
     decode_boxes,
     encode_boxes,
+    generalized_box_iou,
     remove_small_boxes,
 )
 from course_lib.detection.evaluation import (
@@ -106,6 +107,7 @@ __all__ = [
     "decode_boxes",
     "encode_boxes",
     "evaluate_detections",
+    "generalized_box_iou",
     "generate_anchors",
     "match_anchors",
     "match_detections",

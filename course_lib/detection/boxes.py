@@ -26,6 +26,7 @@ __all__ = [
     "clip_boxes_to_image",
     "decode_boxes",
     "encode_boxes",
+    "generalized_box_iou",
     "remove_small_boxes",
 ]
 
@@ -49,6 +50,19 @@ def areas(boxes: Tensor) -> Tensor:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
+def pairwise_intersection(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Area of the intersection of every pair, without checks: [..., N, 4], [..., M, 4] ->
+    [..., N, M]."""
+    # Width and height of every intersection, [..., N, M] each; no [..., N, M, 2] temporaries.
+    width = torch.min(boxes1[..., :, None, 2], boxes2[..., None, :, 2]) - torch.max(
+        boxes1[..., :, None, 0], boxes2[..., None, :, 0]
+    )
+    height = torch.min(boxes1[..., :, None, 3], boxes2[..., None, :, 3]) - torch.max(
+        boxes1[..., :, None, 1], boxes2[..., None, :, 1]
+    )
+    return width.clamp_(min=0) * height.clamp_(min=0)
+
+
 def pairwise_iou(
     boxes1: Tensor,
     boxes2: Tensor,
@@ -64,14 +78,7 @@ def pairwise_iou(
     """
     area1 = areas(boxes1) if area1 is None else area1
     area2 = areas(boxes2) if area2 is None else area2
-    # Width and height of every intersection, [..., N, M] each; no [..., N, M, 2] temporaries.
-    width = torch.min(boxes1[..., :, None, 2], boxes2[..., None, :, 2]) - torch.max(
-        boxes1[..., :, None, 0], boxes2[..., None, :, 0]
-    )
-    height = torch.min(boxes1[..., :, None, 3], boxes2[..., None, :, 3]) - torch.max(
-        boxes1[..., :, None, 1], boxes2[..., None, :, 1]
-    )
-    inter = width.clamp_(min=0) * height.clamp_(min=0)
+    inter = pairwise_intersection(boxes1, boxes2)
     iou = inter / (area1[..., :, None] + area2[..., None, :] - inter)
     if iou.is_floating_point():
         iou = iou.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)  # 0 / 0 -> 0
@@ -93,6 +100,26 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     check_tensor("boxes1", boxes1, "N, 4", dtype="real")
     check_tensor("boxes2", boxes2, "M, 4", dtype="real")
     return pairwise_iou(upcast(boxes1), upcast(boxes2))
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Generalized IoU of every pair: ``boxes1`` [N, 4], ``boxes2`` [M, 4] -> [N, M] in [-1, 1].
+
+    ``GIoU = IoU - area(C \\ (A ∪ B)) / area(C)`` with C the smallest box enclosing A and B
+    (Rezatofighi et al., 2019): equal to the IoU when C is the union, and still telling how
+    far apart two disjoint boxes are (IoU is 0 for all of them). DETR's matching cost and
+    loss use it. Same values as ``torchvision.ops.generalized_box_iou``.
+    """
+    check_tensor("boxes1", boxes1, "N, 4", dtype="real")
+    check_tensor("boxes2", boxes2, "M, 4", dtype="real")
+    boxes1, boxes2 = upcast(boxes1), upcast(boxes2)
+    inter = pairwise_intersection(boxes1, boxes2)
+    union = areas(boxes1)[:, None] + areas(boxes2)[None, :] - inter
+    iou = inter / union
+    top_left = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    enclosing = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    return iou - (enclosing - union) / enclosing
 
 
 def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:

@@ -69,9 +69,13 @@ def _check_curve_args(
                 f"{matched[(matched != 0) & (matched != 1)][:3].tolist()}"
             )
         matched = matched != 0
-    # More true positives than objects (recall above 1) is not rejected: an exercise check
-    # (course_lib.checks.detection) still uses such a case.
     num_ground_truth = check_int("num_ground_truth", num_ground_truth, 0)
+    true_positives = int(matched.sum())
+    if num_ground_truth < true_positives:  # each true positive used up its own object
+        raise ValueError(
+            f"num_ground_truth must be at least the number of true positives in matched "
+            f"({true_positives}): recall would exceed 1; got {num_ground_truth}"
+        )
     return scores.detach().cpu().double(), matched.detach().cpu(), num_ground_truth
 
 
@@ -82,7 +86,7 @@ def precision_recall_curve(
 
     ``scores`` [N] and ``matched`` [N] (True = true positive, False = false positive, or 1
     and 0; see ``match_detections``); ``num_ground_truth`` objects of the class exist (at
-    least as many as there are true positives). Equal scores
+    least as many as there are true positives, else ValueError). Equal scores
     keep their input order (a stable sort, as COCO). Returns ``(precision, recall)``, each
     [N] float64 on the CPU: ``precision = TP / (TP + FP)`` and ``recall = TP / (TP + FN) =
     TP / num_ground_truth`` counted over the detections so far.
