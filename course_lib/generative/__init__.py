@@ -7,6 +7,7 @@ One module per concept, in the order of the chapter (every public name is import
 2. ``mixture``: ``BernoulliMixture``, a mixture of independent Bernoulli components fitted
    by EM, the classical density baseline (and a clustering model);
 3. ``pixelcnn``: autoregressive models, ``pixelcnn_mask``, ``MaskedConv2d``, ``PixelCNN``;
+   ``pixelrnn``: ``RowLSTM``, the row-recurrent PixelRNN;
 4. ``autoencoder``: ``Autoencoder``;
 5. ``vae``: ``reparameterize``, ``kl_divergence``, ``bernoulli_log_likelihood``, ``elbo``,
    ``VAE``;
@@ -57,6 +58,7 @@ from course_lib.generative.gan import (
 )
 from course_lib.generative.mixture import BernoulliMixture
 from course_lib.generative.pixelcnn import MaskedConv2d, PixelCNN, dependency_matrix, pixelcnn_mask
+from course_lib.generative.pixelrnn import RowLSTM
 from course_lib.generative.vae import (
     VAE,
     bernoulli_log_likelihood,
@@ -76,6 +78,7 @@ __all__ = [
     "Generator",
     "MaskedConv2d",
     "PixelCNN",
+    "RowLSTM",
     "bernoulli_log_likelihood",
     "binarize",
     "classifier_scores",
