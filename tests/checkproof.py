@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from course_lib.checks import CheckResult
 from course_lib.checks.compare import dtype_advice
+from course_lib.checks.core import check_name
 from course_lib.checks.guard import cast
 
 ENDLESS_LIMIT = 0.3  # seconds, for the endless-loop class (the default limit is 10 s)
@@ -78,7 +79,7 @@ class Proof:
 
     @property
     def name(self) -> str:
-        return f"{self.check.__module__}.{self.check.__qualname__}"
+        return check_name(self.check)
 
 
 def _stub(*args: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ import torch
 
 from course_lib import detection
 from course_lib.checks import detection as checks
+from course_lib.checks.detection import evaluation, roi
 from tests.checkproof import Proof, Wrong, parametrize_proofs
 
 torchvision = pytest.importorskip("torchvision")
@@ -512,12 +513,14 @@ globals().update(parametrize_proofs(PROOFS))
 
 def test_roi_align_reference_loop_matches_torchvision():
     """The check's loop (used to name mistakes) is torchvision's kernel, case by case."""
-    for case in checks._roi_align_cases(torch.device("cpu")):
+    for case in roi._roi_align_cases(torch.device("cpu")):
         features, box, size, scale, ratio, aligned = case.args
         peer = torchvision.ops.roi_align(features[None], [box[None]], size, scale, ratio, aligned)
-        torch.testing.assert_close(checks._roi_align_loop(*case.args), peer[0])
+        torch.testing.assert_close(roi._roi_align_loop(*case.args), peer[0])
 
 
 def test_match_reference_loop_matches_the_library():
-    for case in checks._match_cases(torch.device("cpu")):
-        assert torch.equal(checks._greedy_match(*case.args), detection.match_detections(*case.args))
+    for case in evaluation._match_cases(torch.device("cpu")):
+        assert torch.equal(
+            evaluation._greedy_match(*case.args), detection.match_detections(*case.args)
+        )

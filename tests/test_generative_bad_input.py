@@ -211,6 +211,31 @@ CASES += cases(
 CASES += cases(
     "PixelCNN.sample", "seed", lambda v: PIXELCNN.sample(1, (2, 2), v), [("= 1.5", 1.5, TypeError)]
 )
+# ------------------------------------------------------------------ RowLSTM (PixelRNN)
+CASES += int_cases("RowLSTM", "hidden_channels", lambda v: G.RowLSTM(hidden_channels=v), 1)
+CASES += int_cases("RowLSTM", "kernel_size", lambda v: G.RowLSTM(kernel_size=v), 1)
+CASES += one(
+    "RowLSTM: kernel_size even", lambda: G.RowLSTM(kernel_size=4), "kernel_size", ValueError
+)
+CASES += float_cases("RowLSTM", "dropout", lambda v: G.RowLSTM(dropout=v), [1.0, -0.1])
+ROW_LSTM = G.RowLSTM(hidden_channels=4)
+for method in ("forward", "logits", "log_prob"):
+    call = ROW_LSTM if method == "forward" else getattr(ROW_LSTM, method)
+    CASES += tensor_cases(
+        f"RowLSTM.{method}",
+        "x",
+        lambda v, c=call: c(v),
+        IMAGES,
+        shapes=[(2, 8, 8), (2, 2, 8, 8)],
+        double=True,
+    )
+CASES += int_cases("RowLSTM.sample", "num_samples", lambda v: ROW_LSTM.sample(v), 0)
+CASES += cases(
+    "RowLSTM.sample",
+    "image_size",
+    lambda v: ROW_LSTM.sample(1, image_size=v),
+    [("= 8", 8, TypeError), ("= (0, 8)", (0, 8), ValueError), ("huge", (10**6, 10**6), ValueError)],
+)
 LOGITS = PIXELCNN.eval().logits
 CASES += one(
     "dependency_matrix: function = 3", lambda: G.dependency_matrix(3), "function", TypeError

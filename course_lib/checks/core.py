@@ -151,9 +151,19 @@ def registered_checks() -> Dict[str, Callable[..., CheckResult]]:
 
 
 def exercise_check(function: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    """Register a chapter's check function (so the tests can prove it can fail)."""
-    _REGISTRY[f"{function.__module__}.{function.__qualname__}"] = function
+    """Register a chapter's check function (so the tests can prove it can fail).
+
+    The name is the chapter's public one, ``course_lib.checks.<chapter>.<check>``, also for
+    a chapter whose checks live in a package of modules (``checks.detection.boxes``).
+    """
+    _REGISTRY[check_name(function)] = function
     return function
+
+
+def check_name(function: Callable[..., Any]) -> str:
+    """``course_lib.checks.<chapter>.<name>`` of a check function (its chapter, not its file)."""
+    module = ".".join(function.__module__.split(".")[:3])
+    return f"{module}.{function.__qualname__}"
 
 
 def safe_hint(hint: Hint, fallback: str = _GENERAL_HINT) -> Callable[[Mismatch, Case], str]:

@@ -111,7 +111,56 @@ class MaskedConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, mask_type={self.mask_type!r}"
 
 
-class PixelCNN(nn.Module):
+class PixelModel(nn.Module):
+    """What every binary autoregressive image model here shares: a subclass defines
+    ``logits(x)`` (the logit of ``p(x_i = 1 | x_<i)`` for each pixel of ``x`` [B, 1, H, W],
+    all pixels at once) and ``hidden_channels``; this class gives the training loss, the
+    exact log-likelihood and raster-order sampling."""
+
+    hidden_channels: int
+
+    def logits(self, x: Tensor) -> Tensor:  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, targets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(logits [B, 1, H, W], loss)``: loss is the mean negative log-likelihood in nats
+        per image of ``targets`` (default: ``x`` itself, same shape)."""
+        logits = self.logits(x)
+        targets = check_targets(targets, x)
+        return logits, -bernoulli_log_likelihood(logits, targets).mean()
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-likelihood in nats of each binary image ``x`` [B, 1, H, W]: [B]."""
+        return bernoulli_log_likelihood(self.logits(x), x)
+
+    @torch.no_grad()
+    def sample(
+        self, num_samples: int, image_size: Tuple[int, int] = (8, 8), seed: Optional[int] = None
+    ) -> Tensor:
+        """Draw binary images [N, 1, H, W] pixel by pixel, in raster order.
+
+        One network evaluation per pixel (H * W of them), each on the rows filled so far
+        (rows below cannot influence the current pixel, so they are cropped away). Runs
+        in eval mode (no dropout) and restores the training flag afterwards.
+        """
+        height, width = _check_image_size(image_size)
+        hidden = self.hidden_channels
+        num_samples = check_count("num_samples", num_samples, hidden * height * width)
+        parameter = first_parameter(self)
+        device, dtype = parameter.device, parameter.dtype
+        # All the randomness up front: pixel (i, j) is 1 when uniform[i, j] < p(x_ij = 1 | past).
+        uniform = torch.rand(num_samples, 1, height, width, generator=cpu_generator(seed))
+        uniform = uniform.to(device, dtype)
+        x = torch.zeros(num_samples, 1, height, width, device=device, dtype=dtype)
+        with eval_mode(self):
+            for row in range(height):
+                for col in range(width):
+                    logits = self.logits(x[:, :, : row + 1])[:, 0, row, col]
+                    x[:, 0, row, col] = (uniform[:, 0, row, col] < torch.sigmoid(logits)).to(dtype)
+        return x
+
+
+class PixelCNN(PixelModel):
     """A PixelCNN for binary single-channel images: ``p(x) = prod_i p(x_i | x_<i)``.
 
     One masked type-A convolution, ``num_layers`` residual type-B convolutions and two
@@ -136,6 +185,7 @@ class PixelCNN(nn.Module):
         dropout = check_float("dropout", dropout, 0.0, 1.0, include_maximum=False)
         check_elements("num_layers x hidden_channels^2 x kernel_size^2",
                        max(num_layers, 1) * hidden_channels**2 * kernel_size**2)  # fmt: skip
+        self.hidden_channels = hidden_channels
         self.input_conv = MaskedConv2d(2, hidden_channels, first_kernel_size, "A")
         self.layers = nn.ModuleList(
             MaskedConv2d(hidden_channels, hidden_channels, kernel_size, "B")
@@ -158,43 +208,6 @@ class PixelCNN(nn.Module):
         for layer in self.layers:
             h = h + layer(self.dropout(F.relu(h)))
         return self.output(h)
-
-    def forward(self, x: Tensor, targets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """``(logits [B, 1, H, W], loss)``: loss is the mean negative log-likelihood in nats
-        per image of ``targets`` (default: ``x`` itself, same shape)."""
-        logits = self.logits(x)
-        targets = check_targets(targets, x)
-        return logits, -bernoulli_log_likelihood(logits, targets).mean()
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-likelihood in nats of each binary image ``x`` [B, 1, H, W]: [B]."""
-        return bernoulli_log_likelihood(self.logits(x), x)
-
-    @torch.no_grad()
-    def sample(
-        self, num_samples: int, image_size: Tuple[int, int] = (8, 8), seed: Optional[int] = None
-    ) -> Tensor:
-        """Draw binary images [N, 1, H, W] pixel by pixel, in raster order.
-
-        One network evaluation per pixel (H * W of them), each on the rows filled so far
-        (rows below cannot influence the current pixel, so they are cropped away). Runs
-        in eval mode (no dropout) and restores the training flag afterwards.
-        """
-        height, width = _check_image_size(image_size)
-        hidden = self.input_conv.out_channels
-        num_samples = check_count("num_samples", num_samples, hidden * height * width)
-        parameter = first_parameter(self)
-        device, dtype = parameter.device, parameter.dtype
-        # All the randomness up front: pixel (i, j) is 1 when uniform[i, j] < p(x_ij = 1 | past).
-        uniform = torch.rand(num_samples, 1, height, width, generator=cpu_generator(seed))
-        uniform = uniform.to(device, dtype)
-        x = torch.zeros(num_samples, 1, height, width, device=device, dtype=dtype)
-        with eval_mode(self):
-            for row in range(height):
-                for col in range(width):
-                    logits = self.logits(x[:, :, : row + 1])[:, 0, row, col]
-                    x[:, 0, row, col] = (uniform[:, 0, row, col] < torch.sigmoid(logits)).to(dtype)
-        return x
 
 
 def dependency_matrix(

@@ -9,26 +9,19 @@ row in parallel; the rows are processed in sequence, in training as in sampling.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
 from torch import Tensor, nn
 
 from course_lib.generative._common import (
     MAX_WIDTH,
-    check_count,
     check_elements,
-    check_targets,
-    cpu_generator,
-    eval_mode,
     first_parameter,
 )
-from course_lib.generative.pixelcnn import MaskedConv2d, _check_image_size, _check_kernel_size
-from course_lib.generative.vae import bernoulli_log_likelihood
+from course_lib.generative.pixelcnn import MaskedConv2d, PixelModel, _check_kernel_size
 from course_lib.validation import check_float, check_int, check_like, check_tensor
 
 
-class RowLSTM(nn.Module):
+class RowLSTM(PixelModel):
     """A Row LSTM for binary single-channel images: ``p(x) = prod_i p(x_i | x_<i)``.
 
     Per row ``r`` (all W positions at once), with C = ``hidden_channels``::
@@ -82,34 +75,3 @@ class RowLSTM(nn.Module):
             h = torch.sigmoid(o) * torch.tanh(c)
             rows.append(h)
         return self.output(torch.stack(rows, dim=2))
-
-    def forward(self, x: Tensor, targets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """``(logits [B, 1, H, W], loss)``: loss is the mean negative log-likelihood in nats
-        per image of ``targets`` (default: ``x`` itself, same shape)."""
-        logits = self.logits(x)
-        targets = check_targets(targets, x)
-        return logits, -bernoulli_log_likelihood(logits, targets).mean()
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-likelihood in nats of each binary image ``x`` [B, 1, H, W]: [B]."""
-        return bernoulli_log_likelihood(self.logits(x), x)
-
-    @torch.no_grad()
-    def sample(
-        self, num_samples: int, image_size: Tuple[int, int] = (8, 8), seed: Optional[int] = None
-    ) -> Tensor:
-        """Draw binary images [N, 1, H, W] pixel by pixel, in raster order (H * W network
-        evaluations on the rows filled so far), in eval mode."""
-        height, width = _check_image_size(image_size)
-        num_samples = check_count("num_samples", num_samples, self.hidden_channels * height * width)
-        parameter = first_parameter(self)
-        device, dtype = parameter.device, parameter.dtype
-        uniform = torch.rand(num_samples, 1, height, width, generator=cpu_generator(seed))
-        uniform = uniform.to(device, dtype)
-        x = torch.zeros(num_samples, 1, height, width, device=device, dtype=dtype)
-        with eval_mode(self):
-            for row in range(height):
-                for col in range(width):
-                    logits = self.logits(x[:, :, : row + 1])[:, 0, row, col]
-                    x[:, 0, row, col] = (uniform[:, 0, row, col] < torch.sigmoid(logits)).to(dtype)
-        return x
