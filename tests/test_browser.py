@@ -136,7 +136,9 @@ def site(book_html: Path) -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright allows one sync API instance per process, and the quiz test
+# (tests/test_quiz.py) starts its own after this module is done.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
