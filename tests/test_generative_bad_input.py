@@ -174,68 +174,54 @@ CASES += one(
 )
 CASES += int_cases("PixelCNN", "kernel_size", lambda v: G.PixelCNN(kernel_size=v), 1)
 CASES += float_cases("PixelCNN", "dropout", lambda v: G.PixelCNN(dropout=v), [1.0, -0.1])
-PIXELCNN = G.PixelCNN(hidden_channels=4, num_layers=1)
-for method in ("forward", "logits", "log_prob"):
-    call = PIXELCNN if method == "forward" else getattr(PIXELCNN, method)
-    CASES += tensor_cases(
-        f"PixelCNN.{method}",
-        "x",
-        lambda v, c=call: c(v),
-        IMAGES,
-        shapes=[(2, 8, 8), (2, 2, 8, 8)],
-        double=True,
-    )
-CASES += cases(
-    "PixelCNN.forward",
-    "targets",
-    lambda v: PIXELCNN(IMAGES, v),
-    [
-        ("as a list", IMAGES.tolist(), TypeError),
-        ("of shape [4, 64]", IMAGES.flatten(1), ValueError),
-        ("of shape [3, 1, 8, 8]", IMAGES[:3], ValueError),
-    ],
-)
-CASES += int_cases("PixelCNN.sample", "num_samples", lambda v: PIXELCNN.sample(v), 0)
-CASES += cases(
-    "PixelCNN.sample",
-    "image_size",
-    lambda v: PIXELCNN.sample(1, image_size=v),
-    [
-        ("= 8", 8, TypeError),
-        ("= (8,)", (8,), ValueError),
-        ("= (0, 8)", (0, 8), ValueError),
-        ("= (8.0, 8)", (8.0, 8), TypeError),
-        ("absurd", (10**6, 10**6), ValueError),
-    ],
-)
-CASES += cases(
-    "PixelCNN.sample", "seed", lambda v: PIXELCNN.sample(1, (2, 2), v), [("= 1.5", 1.5, TypeError)]
-)
-# ------------------------------------------------------------------ RowLSTM (PixelRNN)
 CASES += int_cases("RowLSTM", "hidden_channels", lambda v: G.RowLSTM(hidden_channels=v), 1)
 CASES += int_cases("RowLSTM", "kernel_size", lambda v: G.RowLSTM(kernel_size=v), 1)
 CASES += one(
     "RowLSTM: kernel_size even", lambda: G.RowLSTM(kernel_size=4), "kernel_size", ValueError
 )
 CASES += float_cases("RowLSTM", "dropout", lambda v: G.RowLSTM(dropout=v), [1.0, -0.1])
-ROW_LSTM = G.RowLSTM(hidden_channels=4)
-for method in ("forward", "logits", "log_prob"):
-    call = ROW_LSTM if method == "forward" else getattr(ROW_LSTM, method)
-    CASES += tensor_cases(
-        f"RowLSTM.{method}",
-        "x",
-        lambda v, c=call: c(v),
-        IMAGES,
-        shapes=[(2, 8, 8), (2, 2, 8, 8)],
-        double=True,
+PIXELCNN = G.PixelCNN(hidden_channels=4, num_layers=1)
+# PixelCNN and the Row LSTM share PixelModel's forward, log_prob and sample: the same cases.
+for name, model in (("PixelCNN", PIXELCNN), ("RowLSTM", G.RowLSTM(hidden_channels=4))):
+    for method in ("forward", "logits", "log_prob"):
+        call = model if method == "forward" else getattr(model, method)
+        CASES += tensor_cases(
+            f"{name}.{method}",
+            "x",
+            lambda v, c=call: c(v),
+            IMAGES,
+            shapes=[(2, 8, 8), (2, 2, 8, 8)],
+            double=True,
+        )
+    CASES += cases(
+        f"{name}.forward",
+        "targets",
+        lambda v, m=model: m(IMAGES, v),
+        [
+            ("as a list", IMAGES.tolist(), TypeError),
+            ("of shape [4, 64]", IMAGES.flatten(1), ValueError),
+            ("of shape [3, 1, 8, 8]", IMAGES[:3], ValueError),
+        ],
     )
-CASES += int_cases("RowLSTM.sample", "num_samples", lambda v: ROW_LSTM.sample(v), 0)
-CASES += cases(
-    "RowLSTM.sample",
-    "image_size",
-    lambda v: ROW_LSTM.sample(1, image_size=v),
-    [("= 8", 8, TypeError), ("= (0, 8)", (0, 8), ValueError), ("huge", (10**6, 10**6), ValueError)],
-)
+    CASES += int_cases(f"{name}.sample", "num_samples", lambda v, m=model: m.sample(v), 0)
+    CASES += cases(
+        f"{name}.sample",
+        "image_size",
+        lambda v, m=model: m.sample(1, image_size=v),
+        [
+            ("= 8", 8, TypeError),
+            ("= (8,)", (8,), ValueError),
+            ("= (0, 8)", (0, 8), ValueError),
+            ("= (8.0, 8)", (8.0, 8), TypeError),
+            ("absurd", (10**6, 10**6), ValueError),
+        ],
+    )
+    CASES += cases(
+        f"{name}.sample",
+        "seed",
+        lambda v, m=model: m.sample(1, (2, 2), v),
+        [("= 1.5", 1.5, TypeError)],
+    )
 LOGITS = PIXELCNN.eval().logits
 CASES += one(
     "dependency_matrix: function = 3", lambda: G.dependency_matrix(3), "function", TypeError
